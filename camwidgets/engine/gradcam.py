@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsIndex, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,9 +32,7 @@ class _ImageEntry:
     records: dict[str, Record]
     activation_bytes: int
     # classes -> (index of the deepest layer covered, alpha (N, K) per layer from there on)
-    alphas: dict[tuple[int, ...], tuple[int, dict[str, torch.Tensor]]] = field(
-        default_factory=dict
-    )
+    alphas: dict[tuple[int, ...], tuple[int, dict[str, torch.Tensor]]] = field(default_factory=dict)
 
     def nbytes(self) -> int:
         """Estimated bytes held: activations, about as much again in the retained graph, alphas."""
@@ -97,6 +96,7 @@ class GradCAM:
         found = discover(model, noise.to(self.device, self.dtype), score_fn)
         self._found: Discovery = found
         shapes = dict(found.candidates)
+        self._spatial = frozenset(shapes)
         if not shapes:
             raise ValueError(
                 "the model has no spatial layer: no module outputs an (N, C, h, w) map with "
@@ -176,16 +176,16 @@ class GradCAM:
         activations = entry.records[name].value(self.model).float()
         coarse = torch.einsum("nk,nkhw->nhw", alpha, activations)
         heatmap = F.interpolate(
-            coarse.clamp_min(0).unsqueeze(1), size=prepared.size, mode="bilinear", align_corners=False
+            coarse.clamp_min(0).unsqueeze(1),
+            size=prepared.size,
+            mode="bilinear",
+            align_corners=False,
         ).squeeze(1)
         return self._result(
             prepared.batched,
             entry.scores.detach().float(),
             classes,
-            heatmap=heatmap,
-            coarse=coarse,
-            weights=alpha,
-            activations=activations,
+            (heatmap, coarse, alpha, activations),
             layer=name,
             counterfactual=counterfactual,
             method=method,
@@ -215,7 +215,12 @@ class GradCAM:
         """Model passes run so far and the cache's size and hit counters."""
         cache = self._cache
         return CacheInfo(
-            self._forwards, self._backwards, cache.hits, cache.misses, len(cache), cache.nbytes,
+            self._forwards,
+            self._backwards,
+            cache.hits,
+            cache.misses,
+            len(cache),
+            cache.nbytes,
             cache.max_bytes,
         )
 
@@ -227,7 +232,14 @@ class GradCAM:
 
     def _layer(self, layer: str | nn.Module | None) -> str:
         """Resolve a layer argument against the candidates."""
-        return resolve_layer(layer, self.model, self.layers, self._found.outputs, self.default_layer)
+        if isinstance(layer, str) and layer not in self.layers and layer in self._spatial:
+            raise ValueError(
+                f"layer {layer!r} is spatial but not one of this engine's layers "
+                f"({', '.join(self.layers)}), which the layers= argument restricted"
+            )
+        return resolve_layer(
+            layer, self.model, self.layers, self._found.outputs, self.default_layer
+        )
 
     def _entry(self, prepared: Prepared) -> _ImageEntry:
         """The cached forward of this batch's content, running it if new."""
@@ -314,42 +326,46 @@ class GradCAM:
         """One class index per image from an index, a name, None (top-1) or a list."""
         count = scores.shape[0]
         if isinstance(target, (list, tuple)):
-            if not batched and len(target) == 1:
-                pass
-            elif len(target) != count:
+            if len(target) != count:
                 raise ValueError(f"got {len(target)} targets for a batch of {count} images")
             return tuple(self._class_index(t, scores[i]) for i, t in enumerate(target))
         return tuple(self._class_index(target, scores[i]) for i in range(count))
 
-    def _class_index(self, target: int | str | None, scores: torch.Tensor) -> int:
-        """Validate one target."""
+    def _class_index(self, target: object, scores: torch.Tensor) -> int:
+        """Validate one target: an int-like index, a class name, or None for the top-1."""
         if target is None:
             return int(scores.argmax())
-        if isinstance(target, bool) or not isinstance(target, (int, str)):
-            if isinstance(target, torch.Tensor) and target.numel() == 1 and not target.is_floating_point():
-                return self._class_index(int(target), scores)
-            raise TypeError(
-                f"target must be a class index, a class name or None, got {type(target).__name__}"
-            )
         if isinstance(target, str):
             if target in self.classes:
                 return self.classes.index(target)
             close = difflib.get_close_matches(target, self.classes, n=5, cutoff=0.6)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise ValueError(f"unknown class name {target!r}{hint}")
-        if not 0 <= target < self.num_classes:
+        try:
+            if isinstance(target, bool):
+                raise TypeError
+            index = operator.index(cast(SupportsIndex, target))  # int, numpy int, 0-d tensor
+        except TypeError:
+            raise TypeError(
+                f"target must be a class index, a class name or None, got {type(target).__name__}"
+            ) from None
+        if not 0 <= index < self.num_classes:
             raise ValueError(
-                f"target {target} is out of range: the model has {self.num_classes} classes "
+                f"target {index} is out of range: the model has {self.num_classes} classes "
                 f"(0..{self.num_classes - 1})"
             )
-        return target
+        return index
 
     def _result(
         self,
         batched: bool,
         scores: torch.Tensor,
         classes: tuple[int, ...],
-        **tensors_and_flags: Any,
+        maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+        layer: str,
+        counterfactual: bool,
+        method: str,
+        cached: bool,
     ) -> CamResult:
         """Assemble a CamResult on the CPU, squeezing the batch axis for a single image."""
         probabilities = scores.softmax(dim=1)
@@ -357,20 +373,40 @@ class GradCAM:
         score = tuple(float(scores[i, c]) for i, c in zip(rows, classes, strict=True))
         prob = tuple(float(probabilities[i, c]) for i, c in zip(rows, classes, strict=True))
         names = tuple(self.classes[c] for c in classes)
-        fields = {
-            key: (value.detach().float().cpu() if batched else value.detach().float().cpu()[0])
-            if isinstance(value, torch.Tensor)
-            else value
-            for key, value in tensors_and_flags.items()
-        }
+        heatmap, coarse, weights, activations = (
+            t.detach().float().cpu() if batched else t.detach().float().cpu()[0] for t in maps
+        )
+        common = {"layer": layer, "counterfactual": counterfactual, "method": method}
         if batched:
-            return CamResult(target=classes, target_name=names, score=score, probability=prob, **fields)
+            return CamResult(
+                heatmap,
+                coarse,
+                weights,
+                activations,
+                classes,
+                names,
+                score,
+                prob,
+                cached=cached,
+                **common,  # type: ignore[arg-type]
+            )
         return CamResult(
-            target=classes[0], target_name=names[0], score=score[0], probability=prob[0], **fields
+            heatmap,
+            coarse,
+            weights,
+            activations,
+            classes[0],
+            names[0],
+            score[0],
+            prob[0],
+            cached=cached,
+            **common,  # type: ignore[arg-type]
         )
 
 
-def _placement(model: nn.Module, device: str | torch.device | None) -> tuple[torch.device, torch.dtype]:
+def _placement(
+    model: nn.Module, device: str | torch.device | None
+) -> tuple[torch.device, torch.dtype]:
     """The device inputs go to and the floating dtype the model computes in."""
     params = [p for p in model.parameters()] + [b for b in model.buffers() if b.is_floating_point()]
     floating = [p for p in params if p.is_floating_point()]

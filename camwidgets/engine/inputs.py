@@ -6,14 +6,14 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torchvision import transforms
 
-ImageLike = Union[Image.Image, np.ndarray, torch.Tensor, str, Path]
+ImageLike = Image.Image | np.ndarray | torch.Tensor | str | Path
 Transform = Callable[[Image.Image], torch.Tensor]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -181,7 +181,9 @@ def prepare(
     return Prepared(tensor, display, _fingerprint(tensor), batched=batched)
 
 
-def to_display(tensor: torch.Tensor, normalize: tuple[list[float], list[float]] | None) -> np.ndarray:
+def to_display(
+    tensor: torch.Tensor, normalize: tuple[list[float], list[float]] | None
+) -> np.ndarray:
     """Undo the normalisation (or min-max scale when unknown) -> uint8 (N, H, W, 3)."""
     pixels = tensor.detach().float().cpu()
     if normalize is not None and len(normalize[0]) == pixels.shape[1]:

@@ -132,10 +132,12 @@ def resolve_layer(
     if isinstance(layer, nn.Module):
         names = [name for name, module in model.named_modules() if module is layer]
         if not names:
-            raise ValueError(f"the {type(layer).__name__} module given as layer is not in the model")
+            raise ValueError(
+                f"the {type(layer).__name__} module given as layer is not in the model"
+            )
         usable = [n for n in names if n in candidates]
         if usable:
-            return usable[0]
+            return str(usable[0])
         layer = names[0]
     if not isinstance(layer, str):
         raise TypeError(f"layer must be a name, a module or None, got {type(layer).__name__}")

@@ -99,7 +99,7 @@ def test_batch_equals_per_image(model: torch.nn.Module) -> None:
     assert res.batched and res.heatmap.shape == (3, SIZE, SIZE) and res.target == (1, 8, 3)
     assert engine.cache_info().forwards == 1 and engine.cache_info().backwards == 1
     for i, t in enumerate(targets):
-        heat, coarse, alpha, _ = reference_gradcam(model, batch[i : i + 1], "layer3", t)
+        heat, _, alpha, _ = reference_gradcam(model, batch[i : i + 1], "layer3", t)
         torch.testing.assert_close(res.heatmap[i], heat, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(res.weights[i], alpha, rtol=1e-4, atol=1e-7)
         single = engine.explain(batch[i], layer="layer3", target=t)
@@ -123,7 +123,9 @@ def test_default_target_is_top1_and_names(image: torch.Tensor) -> None:
     assert by_name.target == 4
 
 
-def test_predict_matches_softmax(engine: GradCAM, model: torch.nn.Module, image: torch.Tensor) -> None:
+def test_predict_matches_softmax(
+    engine: GradCAM, model: torch.nn.Module, image: torch.Tensor
+) -> None:
     with torch.no_grad():
         logits = model(image)[0]
     probs = logits.softmax(0)
