@@ -1,0 +1,47 @@
+"""The coarse map sum_k alpha_k A^k on the layer's own grid, before ReLU and resizing."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .grid import columns
+from .part import Part, compose
+
+# Cell values are printed only while they stay legible (e.g. ResNet layer4 at 224: 7x7).
+MAX_LABELLED_SIDE = 10
+
+
+def coarse_part(coarse: np.ndarray) -> Part:
+    """The signed coarse map cell by cell, red positive and blue negative, values on the cells."""
+    if coarse.ndim != 2:
+        raise ValueError(f"coarse must be (h, w), got shape {coarse.shape}")
+    height, width = coarse.shape
+    x, y, z = columns(coarse)
+    labelled = max(height, width) <= MAX_LABELLED_SIDE
+    trace = {
+        "type": "heatmap",
+        "x": x,
+        "y": y,
+        "z": z,
+        "colorscale": "RdBu_r",
+        "zmid": 0.0,
+        "xgap": 1,
+        "ygap": 1,
+        "texttemplate": "%{z:.2g}" if labelled else "",
+        "textfont": {"size": 9},
+        "hovertemplate": "row %{y}, col %{x}<br>Σ α·A = %{z:.4g}<extra></extra>",
+    }
+    return Part(
+        traces=[trace],
+        xaxis={"range": [-0.5, width - 0.5]},
+        yaxis={"range": [height - 0.5, -0.5]},
+        title=f"coarse Σ α<sub>k</sub>A<sup>k</sup> ({height}×{width}, signed)",
+        square=True,
+        colorbar=0,
+    )
+
+
+def coarse_figure(coarse: np.ndarray) -> go.Figure:
+    """A standalone figure of ``coarse_part``."""
+    return compose([coarse_part(coarse)], top=1)
