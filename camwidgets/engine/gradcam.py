@@ -130,6 +130,20 @@ class GradCAM:
         cam = self._found.cam
         return [n for n in self.layers if cam is not None and n in cam.layers]
 
+    @property
+    def gradient_depth(self) -> str | None:
+        """The deepest layer each new (image, class) backward reaches (None before the first).
+
+        It follows the deepest layer asked for so far, so a first map at ``layer4`` costs only
+        the backward down to ``layer4``. Set it to ``layers[0]`` to make every later layer
+        switch free at the price of a full-depth backward per class (the Explorer does).
+        """
+        return self.layers[self._depth] if self._depth < len(self.layers) else None
+
+    @gradient_depth.setter
+    def gradient_depth(self, layer: str | nn.Module) -> None:
+        self._depth = min(self._depth, self.layers.index(self._layer(layer)))
+
     def prepare(self, image: ImageLike | Sequence[ImageLike] | Prepared) -> Prepared:
         """Preprocess an image (or a list, or an NCHW tensor) into a model-ready batch."""
         return prepare(image, self.transform, self.channels, self.device, self.dtype)

@@ -134,3 +134,18 @@ def test_engine_imports_no_widget_or_plotting_code() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_gradient_depth_set_ahead_makes_every_layer_free() -> None:
+    model = Counted()
+    engine = GradCAM(model, transform=small_transform())
+    assert engine.gradient_depth is None
+    engine.gradient_depth = "net.layer1"
+    CountBackward.calls = 0
+    image = torch.randn(3, SIZE, SIZE)
+    engine.explain(image, layer="net.layer4", target=1)
+    for layer in ("net.layer1", "net.layer2", "net.layer3"):
+        assert engine.explain(image, layer=layer, target=1).cached
+    assert CountBackward.calls == 1 and engine.gradient_depth == "net.layer1"
+    engine.gradient_depth = "net.layer3"  # never makes it shallower: work already paid for stays
+    assert engine.gradient_depth == "net.layer1"
