@@ -1,0 +1,93 @@
+"""``Explorer``: the notebook face of the engine. Thin: the panel does the work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import torch
+from torch import nn
+
+from ..engine import CamResult, GradCAM
+from ..engine.inputs import Transform
+from ..figures import panel_figure
+from .panel import Panel, Root
+
+
+class Explorer:
+    """An interactive Grad-CAM panel for Jupyter: ``Explorer(model).show(image)``.
+
+    Pick the layer, the class (top predictions or a search over all classes), the
+    counterfactual, and click a channel's bar to see its activation A^k and contribution
+    alpha_k A^k. ``show`` loads the images into the Explorer's one panel: re-running a cell
+    adds no widgets, engine, cache or hooks, and every output of one Explorer shows the same
+    panel (``Explorer(explorer.engine)`` gives an independent one that shares the cache).
+
+    Args:
+        model: a ``torch.nn.Module``, or a ready ``GradCAM`` engine (then give no other argument).
+        classes, transform, layers, device: as for ``GradCAM``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | GradCAM,
+        classes: Sequence[str] | Any | None = None,
+        transform: Transform | None = None,
+        layers: Sequence[str | nn.Module] | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if isinstance(model, GradCAM):
+            if any(x is not None for x in (classes, transform, layers, device)):
+                raise TypeError("Explorer(engine) takes no other arguments: configure the GradCAM")
+            self.engine = model
+        else:
+            self.engine = GradCAM(
+                model, classes=classes, transform=transform, layers=layers, device=device
+            )
+        self._panel: Panel | None = None
+
+    @property
+    def panel(self) -> Panel:
+        """The panel, built on first use."""
+        if self._panel is None:
+            self._panel = Panel(self.engine)
+        return self._panel
+
+    def show(self, image: Any) -> Root:
+        """Explain ``image`` (or pick among a list of them) in the panel, display and return it.
+
+        Showing again reuses the same panel, figure and engine cache.
+        """
+        images = list(image) if isinstance(image, (list, tuple)) else [image]
+        if isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[0] > 1:
+            images = list(image.unbind(0))
+        self.panel.load(images)
+        self.panel.root.display_now()
+        return self.panel.root
+
+    @property
+    def result(self) -> CamResult | None:
+        """The explanation on screen (None before ``show``)."""
+        return self.panel.result if self._panel is not None else None
+
+    def figure(self) -> go.Figure:
+        """The current view as a plain ``go.Figure``, the heat map at full resolution."""
+        return panel_figure(self.panel.view)
+
+    def save_html(self, path: str | Path, **kwargs: Any) -> Path:
+        """Write ``figure()`` to a standalone HTML file (kwargs go to ``write_html``)."""
+        path = Path(path)
+        self.figure().write_html(path, **kwargs)
+        return path
+
+    def close(self) -> None:
+        """Close the panel's widgets; the next ``show`` builds a new panel."""
+        if self._panel is not None:
+            self._panel.close()
+            self._panel = None
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle: dict[str, Any] | None = self.panel.root._repr_mimebundle_(**kwargs)
+        return bundle

@@ -1,0 +1,86 @@
+"""A plotly FigureWidget that can be freed and whose state reaches views that render late."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.basedatatypes import Undefined
+
+
+class FigureWidget(go.FigureWidget):  # type: ignore[misc]
+    """``go.FigureWidget`` with three fixes for long-lived notebook panels.
+
+    1. Freed on ``close()``. plotly gives anywidget its front-end code as a file path, and
+       anywidget then connects every instance to a class-level file-watch signal with a strong
+       reference, so no FigureWidget is ever freed (about 1 MB each; notes/environment.md).
+       Handing anywidget the code itself as a string (a documented form of ``_esm``) skips the
+       watcher; the front end receives exactly the same code.
+    2. A front end that connects late gets the figure as it is now. plotly syncs the figure's
+       state (``_widget_data``/``_widget_layout``) only at construction and sends every later
+       change as a one-off message; a page that asks for the widgets' state afterwards (Voila
+       runs the whole notebook first; a reloaded page) saw the figure as built, e.g. the blank
+       panel from before ``show()``. A full-state request now snapshots the current figure.
+    3. Updates land in views that were still drawing. A view reports the edit id it was drawn
+       from once its first draw is done; in Voila an update that arrived during that first draw
+       was sometimes not applied. When a new view's first report names an id older than the
+       latest edit, the current state is sent again. Only a new view's first report counts:
+       acknowledgements of a stream of updates naturally lag and must not cause re-sends.
+    """
+
+    def __init__(self, figure: go.Figure | None = None, **kwargs: Any) -> None:
+        super().__init__(figure, **kwargs)
+        self._new_views = 0
+        self._resend_from = 0
+        self._resends = 0
+        self.observe(self._on_view_count, names="_view_count")
+        self.observe(self._on_trace_report, names="_js2py_traceDeltas")
+
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
+        """The widget's state; the full state (``key=None``) carries the current figure."""
+        if key is None and "_data" in self.__dict__:  # not while the widget is being built
+            # Stored without a change notification: that would send the whole figure to views
+            # that are up to date already.
+            self._trait_values["_widget_data"] = deepcopy(self._data)
+            self._trait_values["_widget_layout"] = deepcopy(self._layout)
+        state: dict[str, Any] = super().get_state(key=key, drop_defaults=drop_defaults)
+        return state
+
+    @property
+    def resends(self) -> int:
+        """How many times the whole state was sent again to a view that drew an old state."""
+        return self._resends
+
+    def _on_view_count(self, change: dict[str, Any]) -> None:
+        """Count views that appeared (the front end reports each one it displays)."""
+        old, new = change["old"] or 0, change["new"] or 0
+        self._new_views += max(0, new - old)
+
+    def _on_trace_report(self, change: dict[str, Any]) -> None:
+        """A view reported the edit it shows; re-send the state if it may have missed one."""
+        report = change["new"]
+        if not report or self._new_views <= 0:
+            return
+        self._new_views -= 1
+        seen = report.get("trace_edit_id")
+        if isinstance(seen, int) and self._resend_from <= seen < self._last_trace_edit_id:
+            self.resend()
+
+    def resend(self) -> None:
+        """Send every trace's and the layout's current state to all views in one update."""
+        count = len(self._data)
+        restyle: dict[str, list[Any]] = {}
+        for index, trace in enumerate(self._data):
+            for key, value in trace.items():
+                if key not in ("type", "uid"):
+                    restyle.setdefault(key, [Undefined] * count)[index] = value
+        # Plotly's own update path sends only changes, so the message is sent directly.
+        self._send_update_msg(restyle, dict(self._layout), list(range(count)))
+        self._resend_from = self._last_trace_edit_id
+        self._resends += 1
+
+
+# Set after the class statement so that anywidget's __init_subclass__ does not turn it back into
+# a watched file; str() of plotly's FileContents is the code itself.
+FigureWidget._esm = str(go.FigureWidget._esm)

@@ -1,0 +1,174 @@
+"""Showing again, closing, displaying, exporting: no hooks, no growth, one panel per Explorer."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from plotly.callbacks import Points
+
+from camwidgets import Explorer
+from camwidgets.engine import GradCAM
+from camwidgets.figures import BARS
+from camwidgets.widgets.figure_widget import FigureWidget
+from camwidgets.widgets.panel import Panel
+
+
+def live(kind: type) -> int:
+    """How many instances of ``kind`` are alive."""
+    gc.collect()
+    return sum(type(o) is kind for o in gc.get_objects())
+
+
+def test_show_again_reuses_panel_engine_and_cache(
+    model: Any, images: list[np.ndarray], kit: Any
+) -> None:
+    initial = kit.hooks(model)
+    ex = Explorer(
+        model, classes=kit.classes, transform=kit.transform(), layers=["layer3", "layer4"]
+    )
+    root = ex.show(images[0])
+    figures = live(FigureWidget)
+    for _ in range(4):
+        assert ex.show(images[0].copy()) is root
+    ex.panel.controls.layer.value = "layer3"
+    assert kit.hooks(model) == initial
+    info = ex.engine.cache_info()
+    assert (info.forwards, info.entries) == (1, 1)
+    assert live(FigureWidget) == figures
+
+
+def test_show_again_does_not_grow_memory(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    ex = Explorer(make_engine())
+    for _ in range(2):  # warm up: caches of plotly validators, torch kernels, the engine
+        ex.show(images[:2])
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(6):
+            ex.show([images[0].copy(), images[1].copy()])
+            ex.panel.controls.counterfactual.value = not ex.panel.controls.counterfactual.value
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 256 * 1024, f"memory grew by {grown} bytes over 6 re-shows"
+    assert ex.engine.cache_info().entries == 1  # the second image is never picked
+
+
+def test_close_frees_figure_panel_and_engine(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    from ipywidgets.widgets.widget import _instances
+
+    engine = make_engine()
+    registered = set(_instances)
+    ex = Explorer(engine)
+    ex.show(images[0])
+    refs = [weakref.ref(x) for x in (ex.panel.figure, ex.panel, ex.panel.root)]
+    ex.close()
+    del ex
+    gc.collect()
+    assert [r() is None for r in refs] == [True] * 3
+    assert set(_instances) == registered  # every widget of the panel is closed
+    ref = weakref.ref(engine)
+    del engine
+    gc.collect()
+    assert ref() is None
+
+
+def test_plain_plotly_figure_widget_still_leaks() -> None:
+    """Why ``FigureWidget`` overrides ``_esm``: if this fails, upstream fixed the leak."""
+    fig = go.FigureWidget()
+    ref = weakref.ref(fig)
+    fig.close()
+    del fig
+    gc.collect()
+    assert ref() is not None
+
+
+def test_widget_callbacks_do_not_keep_the_panel_alive(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    panel = Panel(make_engine())
+    panel.load([images[0]])
+    figure, controls = panel.figure, panel.controls
+    panel.root.panel = None  # what remains: widgets whose callbacks refer to the panel
+    ref = weakref.ref(panel)
+    del panel
+    gc.collect()
+    assert ref() is None
+    points = Points(point_inds=[0], xs=[None], ys=[None], trace_name=None, trace_index=BARS)
+    figure.data[BARS]._dispatch_on_click(points, None)  # a no-op now, not an error
+    controls.counterfactual.value = True
+    figure.close()
+
+
+def test_show_displays_once_per_cell(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray], monkeypatch: Any
+) -> None:
+    import IPython
+    import IPython.display
+
+    class Shell:
+        execution_count = 7
+
+    shown: list[Any] = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell)
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
+    ex = Explorer(make_engine())
+    root = ex.show(images[0])
+    model_id = root.model_id
+    assert [s["application/vnd.jupyter.widget-view+json"]["model_id"] for s in shown] == [model_id]
+    root._ipython_display_()  # the same cell's last value: already on screen
+    assert len(shown) == 1
+    Shell.execution_count = 8
+    root._ipython_display_()  # a later cell showing it again
+    assert len(shown) == 2
+
+
+def test_explorer_renders_as_a_cells_value(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    ex = Explorer(make_engine())
+    bundle = ex._repr_mimebundle_()
+    assert bundle is not None
+    view = bundle["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == ex.panel.root.model_id
+    assert ex.result is None and "show(image)" in ex.panel.status.value
+
+
+def test_explorer_arguments(model: Any, make_engine: Callable[..., GradCAM], kit: Any) -> None:
+    ex = Explorer(model, classes=kit.classes, transform=kit.transform(), layers=["layer2"])
+    assert ex.engine.layers == ["layer2"] and ex.engine.classes == kit.classes
+    with pytest.raises(TypeError, match="no other arguments"):
+        Explorer(make_engine(), classes=kit.classes)
+
+
+def test_figure_exports_the_current_view_at_full_resolution(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray], tmp_path: Path, grid: Any
+) -> None:
+    ex = Explorer(make_engine())
+    ex.show(images[0])
+    ex.panel.controls.layer.value = "layer3"
+    ex.panel.controls.counterfactual.value = True
+    fig = ex.figure()
+    assert type(fig) is go.Figure and len(fig.data) == 6
+    result = ex.result
+    assert result is not None and result.layer == "layer3" and result.counterfactual
+    heat = grid(fig.data[1])[2]
+    assert heat.shape == result.heatmap.shape
+    np.testing.assert_array_equal(heat, result.heatmap.numpy())
+    path = ex.save_html(tmp_path / "view.html", include_plotlyjs=False)
+    text = path.read_text()
+    assert 'class="plotly-graph-div"' in text and "heat %{z:.4g}" in text

@@ -1,0 +1,231 @@
+"""The Explorer panel: each control changes the figure in place to what the engine computes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from plotly.callbacks import Points
+
+from camwidgets import Explorer
+from camwidgets.engine import GradCAM
+from camwidgets.figures import BARS
+from camwidgets.widgets.figure_widget import FigureWidget
+from camwidgets.widgets.panel import Panel
+
+
+@contextmanager
+def passes(engine: GradCAM, forwards: int, backwards: int | tuple[int, int]) -> Iterator[None]:
+    """Assert the block ran ``forwards`` model forwards and ``backwards`` (or a range) backwards."""
+    before = engine.cache_info()
+    yield
+    after = engine.cache_info()
+    ran = (after.forwards - before.forwards, after.backwards - before.backwards)
+    low, high = backwards if isinstance(backwards, tuple) else (backwards, backwards)
+    assert ran[0] == forwards and low <= ran[1] <= high, f"ran {ran} (forwards, backwards)"
+
+
+def click(fig: go.FigureWidget, bar: int) -> None:
+    """Click bar number ``bar`` the way plotly's front-end message handler dispatches it."""
+    points = Points(point_inds=[bar], xs=[None], ys=[None], trace_name=None, trace_index=BARS)
+    fig.data[BARS]._dispatch_on_click(points, None)
+
+
+def snapshot(fig: go.FigureWidget) -> list[int]:
+    """Identities of the widget and its traces: in-place updates keep them."""
+    return [id(fig), *map(id, fig.data)]
+
+
+@pytest.fixture
+def explorer(make_engine: Callable[..., GradCAM], images: list[np.ndarray]) -> Explorer:
+    ex = Explorer(make_engine())
+    ex.show(images[:2])
+    return ex
+
+
+def test_show_draws_the_top1_explanation(
+    explorer: Explorer, make_engine: Callable[..., GradCAM], images: list[np.ndarray], shows: Any
+) -> None:
+    reference = make_engine().explain(images[0])
+    panel = explorer.panel
+    assert isinstance(panel.figure, FigureWidget) and len(panel.figure.data) == 6
+    shows(panel.figure, reference, None, panel.controls.bars.value)
+    assert explorer.result is not None and explorer.result.target == reference.target
+    assert panel.controls.target.value == reference.target
+    assert panel.controls.layer.value == "layer4"
+    assert panel.error.value == ""
+
+
+def test_every_control_updates_in_place_to_the_engine_result(
+    explorer: Explorer, make_engine: Callable[..., GradCAM], images: list[np.ndarray], shows: Any
+) -> None:
+    panel, reference = explorer.panel, make_engine()
+    c, fig = panel.controls, panel.figure
+    before = snapshot(fig)
+    second = c.target.options[1][1]
+    steps: list[tuple[Any, Any, dict[str, Any]]] = [
+        (c.counterfactual, True, {"counterfactual": True}),
+        (c.layer, "layer2", {"layer": "layer2"}),
+        (c.target, second, {"target": second}),
+        (c.counterfactual, False, {"counterfactual": False}),
+        (c.bars, 3, {}),
+        (c.layer, "layer3", {"layer": "layer3"}),
+    ]
+    state: dict[str, Any] = {"layer": "layer4", "target": None, "counterfactual": False}
+    for control, value, change in steps:
+        control.value = value
+        state.update(change)
+        assert panel.error.value == ""
+        shows(fig, reference.explain(images[0], **state), None, c.bars.value)
+    c.opacity.value = 0.25
+    c.colorscale.value = "Viridis"
+    assert fig.data[1].opacity == 0.25 and fig.data[1].colorscale[0][1] == "#440154"
+    c.image.value = 1
+    shows(fig, reference.explain(images[1], layer="layer3"), None, c.bars.value)
+    assert c.target.value == reference.predict(images[1], k=1)[0].index  # type: ignore[union-attr]
+    assert snapshot(fig) == before
+
+
+def test_model_passes_are_what_the_cache_promises(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    engine = make_engine()
+    ex = Explorer(engine)
+    with passes(engine, 1, 1):
+        ex.show(images[0])
+    c = ex.panel.controls
+    with passes(engine, 0, 0):
+        c.counterfactual.value = True
+        c.counterfactual.value = False
+    with passes(engine, 0, 0):  # the first backward already reached every dropdown layer
+        c.layer.value = "layer1"
+    with passes(engine, 0, 0):
+        for layer in ("layer2", "layer4", "layer3", "layer1"):
+            c.layer.value = layer
+        c.counterfactual.value = True
+    other = c.target.options[2][1]
+    with passes(engine, 0, 1):  # a new class: one backward serves all layers and both signs
+        c.target.value = other
+    with passes(engine, 0, 0):
+        c.layer.value = "layer4"
+        c.counterfactual.value = False
+        c.bars.value = 5
+        c.opacity.value = 0.8
+        click(ex.panel.figure, 1)
+    with passes(engine, 0, 0):  # back to a class seen before
+        c.target.value = c.target.options[0][1]
+    with passes(engine, 0, 0):  # showing the same image again (a new array) reuses its forward
+        ex.show(images[0].copy())
+
+
+def test_clicking_a_bar_shows_that_channel(
+    explorer: Explorer, make_engine: Callable[..., GradCAM], images: list[np.ndarray], shows: Any
+) -> None:
+    panel = explorer.panel
+    reference = make_engine().explain(images[0])
+    bars = panel.figure.data[BARS]
+    channel = int(bars.customdata[3])
+    with passes(explorer.engine, 0, 0):
+        click(panel.figure, 3)
+    shows(panel.figure, reference, channel, panel.controls.bars.value)
+    assert panel.view.channel == channel
+    assert f"A<sup>{channel}</sup>" in panel.figure.layout.annotations[2].text
+    panel.controls.counterfactual.value = True  # same layer: the chosen channel stays
+    shows(panel.figure, make_engine().explain(images[0], counterfactual=True), channel, 20)
+    panel.controls.layer.value = "layer3"  # another layer: back to its strongest channel
+    assert panel.view.channel is None
+
+
+def test_search_explains_any_class(
+    explorer: Explorer, make_engine: Callable[..., GradCAM], images: list[np.ndarray], shows: Any
+) -> None:
+    panel = explorer.panel
+    c = panel.controls
+    top = [value for _, value in c.target.options]
+    rare = next(i for i in range(10) if i not in top)
+    with passes(explorer.engine, 0, 1):
+        c.search.value = f"{rare}: class {rare}"
+    assert c.target.value == rare and rare in [v for _, v in c.target.options]
+    assert c.search.value == ""
+    shows(panel.figure, make_engine().explain(images[0], target=rare), None, c.bars.value)
+    with passes(explorer.engine, 0, 0):
+        c.search.value = "1: cla"  # partial input selects nothing
+    assert c.target.value == rare
+
+
+def test_layer_dropdown_lists_every_candidate_with_its_shape(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    engine = make_engine(layers=None)
+    panel = Panel(engine)
+    labels = dict((value, label) for label, value in panel.controls.layer.options)
+    assert list(labels) == engine.layers and panel.controls.layer.value == engine.default_layer
+    assert labels["layer4"] == "layer4 (32×4×4)"
+    assert labels["layer1"] == "layer1 (8×32×32)"
+
+
+def test_status_line_says_what_is_shown_and_what_it_cost(explorer: Explorer) -> None:
+    panel = explorer.panel
+    result = explorer.result
+    assert result is not None
+    status = panel.status.value
+    top = explorer.engine.predict(panel._current().prepared, k=1)[0]  # type: ignore[index]
+    assert f"predicted <b>{top.name}</b> ({top.probability:.1%})" in status
+    assert f"<b>{result.target_name}</b> (class {result.target}" in status
+    assert f"score {result.score:.4g}" in status and "layer4 (32×4×4)" in status
+    assert " ms, computed: 1 forward, 1 backward" in status
+    panel.controls.counterfactual.value = True
+    assert "counterfactual" in panel.status.value and " ms, cached" in panel.status.value
+
+
+def test_errors_show_in_the_panel_and_it_keeps_working(
+    explorer: Explorer, make_engine: Callable[..., GradCAM], images: list[np.ndarray], shows: Any
+) -> None:
+    panel = explorer.panel
+    engine = explorer.engine
+    explain = engine.explain
+    shown = [np.asarray(t.z).copy() for t in panel.figure.data[1:5]]
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("the model <refused> this layer")
+
+    engine.explain = broken  # type: ignore[method-assign]
+    panel.controls.layer.value = "layer2"
+    assert "ValueError: the model &lt;refused&gt; this layer" in panel.error.value
+    assert all(
+        np.array_equal(np.asarray(t.z), z)
+        for t, z in zip(panel.figure.data[1:5], shown, strict=True)
+    )
+    engine.explain = explain  # type: ignore[method-assign]
+    panel.controls.counterfactual.value = True
+    assert panel.error.value == ""
+    expected = make_engine().explain(images[0], layer="layer2", counterfactual=True)
+    shows(panel.figure, expected, None, panel.controls.bars.value)
+
+
+def test_show_raises_for_an_image_the_engine_cannot_take(explorer: Explorer) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        explorer.show("/no/such/picture.png")
+    with pytest.raises(ValueError, match="empty"):
+        explorer.show([])
+
+
+def test_picker_appears_only_for_several_images(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    import torch
+
+    ex = Explorer(make_engine())
+    ex.show(images[0])
+    assert ex.panel.controls.image.layout.display == "none"
+    batch = torch.randn(3, 3, 64, 64)
+    ex.show(batch)
+    picker = ex.panel.controls.image
+    assert picker.layout.display is None and [v for _, v in picker.options] == [0, 1, 2]
+    picker.value = 2
+    expected = make_engine().explain(batch[2])
+    assert ex.result is not None and ex.result.target == expected.target
