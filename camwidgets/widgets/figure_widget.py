@@ -10,7 +10,7 @@ from plotly.basedatatypes import Undefined
 
 
 class FigureWidget(go.FigureWidget):  # type: ignore[misc]
-    """``go.FigureWidget`` with three fixes for long-lived notebook panels.
+    """``go.FigureWidget`` with four fixes for long-lived notebook panels.
 
     1. Freed on ``close()``. plotly gives anywidget its front-end code as a file path, and
        anywidget then connects every instance to a class-level file-watch signal with a strong
@@ -27,6 +27,13 @@ class FigureWidget(go.FigureWidget):  # type: ignore[misc]
        was sometimes not applied. When a new view's first report names an id older than the
        latest edit, the current state is sent again. Only a new view's first report counts:
        acknowledgements of a stream of updates naturally lag and must not cause re-sends.
+    4. Clicks keep working when an update follows the display at once. plotly's view attaches
+       its click/hover listeners in the ``.then`` of its first ``Plotly.newPlot``; an update
+       that arrives during that draw stops the ``.then`` from running, so bar clicks never reach
+       the kernel (seen in JupyterLab with "Run All" on a cell that changes a control after
+       ``show()``). From ``hold_updates()`` (called when the panel is displayed) until a view
+       reports its first draw, updates change only the kernel's figure; then the current state
+       is sent once.
     """
 
     def __init__(self, figure: go.Figure | None = None, **kwargs: Any) -> None:
@@ -34,6 +41,8 @@ class FigureWidget(go.FigureWidget):  # type: ignore[misc]
         self._new_views = 0
         self._resend_from = 0
         self._resends = 0
+        self._holding = False
+        self._held = False
         self.observe(self._on_view_count, names="_view_count")
         self.observe(self._on_trace_report, names="_js2py_traceDeltas")
 
@@ -57,9 +66,45 @@ class FigureWidget(go.FigureWidget):  # type: ignore[misc]
         old, new = change["old"] or 0, change["new"] or 0
         self._new_views += max(0, new - old)
 
+    def hold_updates(self) -> None:
+        """Keep updates in the kernel until a view reports its first draw (see 4. above)."""
+        self._holding = True
+
+    @property
+    def holding(self) -> bool:
+        """Whether updates are being kept until a view finishes its first draw."""
+        return self._holding
+
+    def _send_update_msg(self, *args: Any, **kwargs: Any) -> None:
+        if self._holding:
+            self._held = True  # the kernel's figure is already updated; the view gets it later
+            return
+        super()._send_update_msg(*args, **kwargs)
+
+    def _send_restyle_msg(self, *args: Any, **kwargs: Any) -> None:
+        if self._holding:
+            self._held = True
+            return
+        super()._send_restyle_msg(*args, **kwargs)
+
+    def _send_relayout_msg(self, *args: Any, **kwargs: Any) -> None:
+        if self._holding:
+            self._held = True
+            return
+        super()._send_relayout_msg(*args, **kwargs)
+
     def _on_trace_report(self, change: dict[str, Any]) -> None:
         """A view reported the edit it shows; re-send the state if it may have missed one."""
         report = change["new"]
+        if report and self._holding:
+            # The first draw is done and its listeners are attached: updates may flow again.
+            self._holding = False
+            if self._held:
+                self._held = False
+                if self._new_views > 0:
+                    self._new_views -= 1
+                self.resend()
+                return
         if not report or self._new_views <= 0:
             return
         self._new_views -= 1

@@ -293,6 +293,13 @@ class Root(w.VBox):  # type: ignore[misc]
         self._shown_in = getattr(shell, "execution_count", None)
         display(self._repr_mimebundle_(), raw=True)  # type: ignore[no-untyped-call]
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # Every way of displaying the panel comes here: hold figure updates until the new view
+        # has drawn once, or its click listeners may never attach (FigureWidget, fix 4).
+        if self.panel is not None:
+            self.panel.figure.hold_updates()
+        return super()._repr_mimebundle_(**kwargs)
+
     def _ipython_display_(self) -> None:
         from IPython import get_ipython
         from IPython.display import display

@@ -172,3 +172,34 @@ def test_figure_exports_the_current_view_at_full_resolution(
     path = ex.save_html(tmp_path / "view.html", include_plotlyjs=False)
     text = path.read_text()
     assert 'class="plotly-graph-div"' in text and "heat %{z:.4g}" in text
+
+
+def test_updates_wait_for_a_new_views_first_draw(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    """An update during a view's first draw would stop plotly attaching its click listeners:
+    updates are kept in the kernel until the view reports that draw, then sent once, whole."""
+    from camwidgets.widgets.traffic import traffic
+
+    ex = Explorer(make_engine())
+    ex.show(images[0])
+    fig = ex.panel.figure
+    ex._repr_mimebundle_()  # displayed: a view is about to draw
+    assert fig.holding
+    with traffic() as sent:
+        ex.panel.controls.counterfactual.value = True  # a "Run All" cell right after show()
+    assert not [m for m in sent.messages if m[0] == "FigureWidget"], "nothing reaches the view"
+    expected = ex.engine.explain(images[0], counterfactual=True)
+    assert ex.result is not None and ex.result.counterfactual  # the kernel side is current
+    assert np.allclose(ex.result.weights.numpy(), expected.weights.numpy())
+    drawn_from = fig._last_trace_edit_id
+    with traffic() as sent:
+        fig._view_count = 1
+        fig._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": drawn_from}
+    assert not fig.holding and fig.resends == 1
+    figure_bytes = sum(j + b for name, j, b in sent.messages if name == "FigureWidget")
+    assert figure_bytes > 10_000, "the whole current state went to the view"
+    with traffic() as sent:
+        ex.panel.controls.counterfactual.value = False
+    assert [m for m in sent.messages if m[0] == "FigureWidget"], "later updates flow again"
+    ex.close()
