@@ -15,6 +15,9 @@ from .part import Part, apply, compose
 from .weights import weights_part
 
 HEIGHT = 660
+# A fixed width: JupyterLab leaves a FigureWidget at plotly's 700 px default, where the four
+# subplot titles of the top row run into each other (Voila stretches it to the page).
+WIDTH = 1100
 # Index of the weight bars in a panel figure: the trace a click handler listens to.
 BARS = 5
 
@@ -79,7 +82,9 @@ def panel_figure(view: PanelView, max_side: int | None = None) -> go.Figure:
 
     Trace order: 0 picture, 1 heat map, 2 coarse map, 3 A^k, 4 alpha_k A^k, 5 weight bars.
     """
-    return compose(panel_parts(view, max_side), top=4, height=HEIGHT)
+    fig = compose(panel_parts(view, max_side), top=4, height=HEIGHT)
+    fig.update_layout(width=WIDTH)
+    return fig
 
 
 def update_panel(
