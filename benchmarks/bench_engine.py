@@ -15,9 +15,9 @@ Scenarios, on torchvision models with seeded random weights, 224x224 inputs, CPU
     and ``retain_graph=True``); camwidgets: 40 ``explain`` calls in that loop order;
 (c) a batch of 16 images at ``layer4``, in images per second.
 
-All libraries run in one process, each on its own ``copy.deepcopy`` of the model (the peers leave
-hooks, ``.grad`` and eval mode behind), interleaved round-robin inside every repeat with a rotating
-start, on the same input tensors. Times are medians. Every library produces full-resolution
+All libraries run in one process, each on its own ``copy.deepcopy`` of the model (the peers
+leave hooks, ``.grad`` and eval mode behind), interleaved inside every repeat in a fresh random
+order, on the same input tensors. Times are medians. Every library produces full-resolution
 (224x224) ReLU'd maps: captum with ``relu_attributions=True`` + bilinear
 ``LayerAttribution.interpolate``; pytorch-grad-cam resizes with OpenCV itself; torchcam returns
 coarse maps, upsampled here with bilinear ``F.interpolate`` inside the timed region.
@@ -37,6 +37,7 @@ import gc
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -361,17 +362,21 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 def round_robin(
     libs: Sequence[Library], repeats: int, run: Callable[[Library, int], Any], warmup: int = 1
 ) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """Run ``run(lib, i)`` for every library in each repeat, rotating who goes first.
+    """Run ``run(lib, i)`` for every library in each repeat, in a fresh random order each time.
 
-    Repeat indices < ``warmup`` are not timed. Returns the times and each library's first output.
+    A random order (seeded) rather than a rotation, so that no library always follows the same
+    one (a predecessor's freed memory or warm caches would otherwise bias it). Each library is
+    reset before and after its run, untimed, so none holds memory while the others run. Repeat
+    indices < ``warmup`` are not timed. Returns the times and each library's first output.
     """
     times: dict[str, list[float]] = {lib.name: [] for lib in libs}
     first: dict[str, Any] = {}
+    order = random.Random(0)
     for i in range(warmup + repeats):
-        shift = i % len(libs)
-        for lib in list(libs[shift:]) + list(libs[:shift]):
+        for lib in order.sample(list(libs), len(libs)):
             lib.reset()
             seconds, out = timed(lambda lib=lib, i=i: run(lib, i))
+            lib.reset()
             if i >= warmup:
                 times[lib.name].append(seconds)
             first.setdefault(lib.name, out)
