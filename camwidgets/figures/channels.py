@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .grid import columns
+from .grid import grid_part
 from .part import Part, compose
 
 
@@ -16,49 +16,22 @@ def default_channel(weights: np.ndarray) -> int:
 
 def activation_part(activations: np.ndarray, channel: int) -> Part:
     """A^k on the layer's grid."""
-    height, width = _check(activations, channel)
-    x, y, z = columns(activations[channel])
-    trace = {
-        "type": "heatmap",
-        "x": x,
-        "y": y,
-        "z": z,
-        "colorscale": "Viridis",
-        "hovertemplate": "row %{y}, col %{x}<br>A = %{z:.4g}<extra></extra>",
-    }
-    return Part(
-        traces=[trace],
-        xaxis={"range": [-0.5, width - 0.5]},
-        yaxis={"range": [height - 0.5, -0.5]},
-        title=f"activation A<sup>{channel}</sup>",
-        square=True,
-        colorbar=0,
-    )
+    _check(activations, channel)
+    return grid_part(activations[channel], f"activation A<sup>{channel}</sup>", "A", "Viridis")
 
 
 def contribution_part(activations: np.ndarray, weights: np.ndarray, channel: int) -> Part:
     """alpha_k A^k: what channel k adds to the coarse map (same colours as the coarse map)."""
-    height, width = _check(activations, channel)
+    _check(activations, channel)
     if weights.shape != activations.shape[:1]:
         raise ValueError(f"weights {weights.shape} do not match activations {activations.shape}")
     alpha = weights[channel]
-    x, y, z = columns(alpha * activations[channel])
-    trace = {
-        "type": "heatmap",
-        "x": x,
-        "y": y,
-        "z": z,
-        "colorscale": "RdBu_r",
-        "zmid": 0.0,
-        "hovertemplate": "row %{y}, col %{x}<br>α·A = %{z:.4g}<extra></extra>",
-    }
-    return Part(
-        traces=[trace],
-        xaxis={"range": [-0.5, width - 0.5]},
-        yaxis={"range": [height - 0.5, -0.5]},
-        title=f"contribution α<sub>{channel}</sub>A<sup>{channel}</sup>, α = {alpha:.3g}",
-        square=True,
-        colorbar=0,
+    return grid_part(
+        alpha * activations[channel],
+        f"contribution α<sub>{channel}</sub>A<sup>{channel}</sup>, α = {alpha:.3g}",
+        "α·A",
+        "RdBu_r",
+        zmid=0.0,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .grid import columns
+from .grid import grid_part
 from .part import Part, compose
 
 # Cell values are printed only while they stay legible (e.g. ResNet layer4 at 224: 7x7).
@@ -17,28 +17,16 @@ def coarse_part(coarse: np.ndarray) -> Part:
     if coarse.ndim != 2:
         raise ValueError(f"coarse must be (h, w), got shape {coarse.shape}")
     height, width = coarse.shape
-    x, y, z = columns(coarse)
-    labelled = max(height, width) <= MAX_LABELLED_SIDE
-    trace = {
-        "type": "heatmap",
-        "x": x,
-        "y": y,
-        "z": z,
-        "colorscale": "RdBu_r",
-        "zmid": 0.0,
-        "xgap": 1,
-        "ygap": 1,
-        "texttemplate": "%{z:.2g}" if labelled else "",
-        "textfont": {"size": 9},
-        "hovertemplate": "row %{y}, col %{x}<br>Σ α·A = %{z:.4g}<extra></extra>",
-    }
-    return Part(
-        traces=[trace],
-        xaxis={"range": [-0.5, width - 0.5]},
-        yaxis={"range": [height - 0.5, -0.5]},
-        title=f"coarse Σ α<sub>k</sub>A<sup>k</sup> ({height}×{width}, signed)",
-        square=True,
-        colorbar=0,
+    return grid_part(
+        coarse,
+        f"coarse Σ α<sub>k</sub>A<sup>k</sup> ({height}×{width}, signed)",
+        "Σ α·A",
+        "RdBu_r",
+        zmid=0.0,
+        xgap=1,
+        ygap=1,
+        texttemplate="%{z:.2g}" if max(height, width) <= MAX_LABELLED_SIDE else "",
+        textfont={"size": 9},
     )
 
 

@@ -9,7 +9,11 @@ when the grid changes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from .part import Part
 
 
 def positions(size: int, max_count: int | None = None) -> np.ndarray:
@@ -55,3 +59,34 @@ def to_grid(
     grid = np.full((rows.size, cols.size), np.nan, dtype=np.asarray(z).dtype)
     grid[r, c] = z
     return rows, cols, grid
+
+
+def grid_part(values: np.ndarray, title: str, hover: str, colorscale: str, **trace: Any) -> Part:
+    """A map drawn cell by cell on its own (h, w) grid, row 0 at the top, exact hover values.
+
+    Args:
+        values: the (h, w) map.
+        title: the subplot title.
+        hover: what a cell's value is called in the hover label (e.g. "A").
+        colorscale: plotly colour scale name.
+        **trace: further heatmap properties (``zmid=0.0`` for signed maps, cell labels, gaps).
+    """
+    height, width = values.shape
+    x, y, z = columns(values)
+    heatmap = {
+        "type": "heatmap",
+        "x": x,
+        "y": y,
+        "z": z,
+        "colorscale": colorscale,
+        **trace,
+        "hovertemplate": f"row %{{y}}, col %{{x}}<br>{hover} = %{{z:.4g}}<extra></extra>",
+    }
+    return Part(
+        traces=[heatmap],
+        xaxis={"range": [-0.5, width - 0.5]},
+        yaxis={"range": [height - 0.5, -0.5]},
+        title=title,
+        square=True,
+        colorbar=0,
+    )
