@@ -26,7 +26,11 @@ def small_transform() -> transforms.Compose:
 def resnet18(num_classes: int = 10, seed: int = 0) -> nn.Module:
     """torchvision's ResNet-18 with seeded random weights and BN statistics that are not trivial."""
     torch.manual_seed(seed)
-    model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
+    return with_random_batchnorm(torchvision.models.resnet18(weights=None, num_classes=num_classes))
+
+
+def with_random_batchnorm(model: nn.Module) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine terms; return it in eval mode."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):

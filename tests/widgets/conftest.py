@@ -12,6 +12,7 @@ from torch import nn
 from torchvision import transforms
 
 from camwidgets.engine import GradCAM
+from tests.conftest import with_random_batchnorm
 
 SIZE = 64
 CLASSES = [f"class {i}" for i in range(10)]
@@ -62,14 +63,8 @@ def tiny_resnet(seed: int = 0) -> TinyResNet:
     """A seeded TinyResNet in eval mode with BN statistics that are not trivial."""
     torch.manual_seed(seed)
     model = TinyResNet()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.3, 0.3)
-    return model.eval()
+    with_random_batchnorm(model)
+    return model
 
 
 def small_transform(size: int = SIZE) -> transforms.Compose:
