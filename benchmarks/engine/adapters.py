@@ -130,8 +130,10 @@ def make_camwidgets(model: nn.Module) -> Library:
     """camwidgets: one engine for single maps, one for sessions, the cache-free batch path.
 
     The session engine is told the session's layers (``watch``), as the Explorer panel tells
-    it its layer list, so the first backward per class yields every watched layer's alpha.
-    The batch goes through ``explain(..., cache=False)``, the path meant for datasets.
+    it its layer list, so the first backward per class yields every watched layer's alpha, and
+    gets the five classes at once (``explain_classes``: one vectorised backward on CUDA, one
+    per class on the CPU). The batch goes through ``explain(..., cache=False)``, the path meant
+    for datasets.
     """
     engine = GradCAM(model, transform=None)
     session_engine = GradCAM(model, transform=None)
@@ -146,11 +148,12 @@ def make_camwidgets(model: nn.Module) -> Library:
         session_engine.watch(layers)
         maps = []
         for layer in layers:
-            for c in classes:
-                for cf in (False, True):
-                    maps.append(
-                        session_engine.explain(x, layer=layer, target=c, counterfactual=cf).heatmap
-                    )
+            normal = session_engine.explain_classes(x, list(classes), layer=layer)
+            counter = session_engine.explain_classes(
+                x, list(classes), layer=layer, counterfactual=True
+            )
+            for a, b in zip(normal, counter, strict=True):
+                maps += [a.heatmap, b.heatmap]
         return maps
 
     def reset() -> None:

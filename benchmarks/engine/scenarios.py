@@ -201,7 +201,7 @@ class Overhead:
 def cached_overhead(model: nn.Module, x: torch.Tensor, target: int, settings: Settings) -> Overhead:
     """Time cached layer switches and counterfactual toggles against their own arithmetic.
 
-    After one explain that runs the forward and the backward (watching layer3 and layer4), the
+    After the calls that run the forward and the backward (watching layer3 and layer4), the
     loop alternates layer3 / layer4 and normal / counterfactual, every call a cache hit. The
     arithmetic is what any Grad-CAM must do for that map, in plain torch on the same tensors:
     ``einsum(alpha, A)``, ReLU, bilinear resize to the input size, the copy to the host.
@@ -209,8 +209,9 @@ def cached_overhead(model: nn.Module, x: torch.Tensor, target: int, settings: Se
     """
     engine = GradCAM(model, transform=None)
     engine.watch(["layer3", "layer4"])
-    engine.explain(x, layer="layer4", target=target)
     views = [("layer3", False), ("layer4", False), ("layer4", True), ("layer3", True)]
+    for layer, cf in views:  # the forward and the one backward (layer3; layer4 is analytic)
+        engine.explain(x, layer=layer, target=target, counterfactual=cf)
     inputs: dict[tuple[str, bool], tuple[torch.Tensor, torch.Tensor]] = {}
     for layer, cf in views:
         res = engine.explain(x, layer=layer, target=target, counterfactual=cf)
