@@ -519,6 +519,10 @@ class GradCAM:
                 alpha = sign * exact.to(self.device)
                 if method.needs_gradients:
                     gradients = alpha[:, :, None, None].expand(-1, -1, *grid).contiguous()
+                if cache and self._watched and entry.graph and classes not in entry.gradients:
+                    # Watched layers promise free switches: pay this class's one backward for
+                    # them now, as for any other first map of a class (no-op if all are exact).
+                    self._backward(entry, [classes], name, False, cache)
             else:
                 if method.needs_gradients:
                     self._full_layers.add(name)
@@ -574,9 +578,7 @@ class GradCAM:
             # layers with a proven analytic alpha need no gradient.
             self._depth = depth = min(index, self._depth)
             names = [
-                n
-                for n in self.layers[depth:]
-                if n in entry.records and (n == name or not self._exact(n, entry))
+                n for n in self.layers[depth:] if n in entry.records and not self._exact(n, entry)
             ]
             keep = {n for n in names if n in self._full_layers}
         else:
@@ -586,8 +588,11 @@ class GradCAM:
             edge = entry.records[layer].edge
             if edge is not None:
                 edges.setdefault((id(edge.node), edge.output_nr), edge)
-        with torch.inference_mode(False), torch.enable_grad():
-            per_set = self._autograd(entry.scores, class_sets, list(edges.values()), cache)
+        if not edges:  # every recorded layer is analytic or ungraphed: nothing to differentiate
+            per_set: list[tuple[torch.Tensor | None, ...]] = [() for _ in class_sets]
+        else:
+            with torch.inference_mode(False), torch.enable_grad():
+                per_set = self._autograd(entry.scores, class_sets, list(edges.values()), cache)
         results = []
         for classes, grads in zip(class_sets, per_set, strict=True):
             by_edge = dict(zip(edges, grads, strict=True))

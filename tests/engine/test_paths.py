@@ -313,6 +313,10 @@ def test_watch_records_exactly_the_watched_and_asked_layers(model: nn.Module) ->
     entry = engine._cache._items[engine.prepare(x).fingerprint]
     assert list(entry.records) == ["layer1", "layer3", "layer4"]
     assert entry.graph, "layer1 and layer3 need a backward: the graph is kept"
+    # layer4 is analytic, but watching promises free switches: the class's one backward runs
+    # with its first map, as it would at any other layer.
+    assert engine.cache_info().backwards == 1
+    assert engine.explain(x, layer="layer1", target=0).cached
     engine.watch([])
     y = images(1, seed=99)
     engine.explain(y, layer="layer4", target=0)
