@@ -318,10 +318,16 @@ def test_watch_records_exactly_the_watched_and_asked_layers(model: nn.Module) ->
     assert engine.cache_info().backwards == 1
     assert engine.explain(x, layer="layer1", target=0).cached
     engine.watch([])
+    assert engine.watched == []
     y = images(1, seed=99)
     engine.explain(y, layer="layer4", target=0)
     entry = engine._cache._items[engine.prepare(y).fingerprint]
+    assert list(entry.records) == ["layer1", "layer4"], "explained so far: still recorded"
+    plain = GradCAM(model, transform=small_transform())
+    plain.explain(y, layer="layer4", target=0)
+    entry = plain._cache._items[plain.prepare(y).fingerprint]
     assert list(entry.records) == ["layer4"] and not entry.graph
+    assert plain.cache_info().backwards == 0
     with pytest.raises(ValueError, match="unknown layer"):
         engine.watch(["layer9"])
 
