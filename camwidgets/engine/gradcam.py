@@ -703,6 +703,8 @@ class GradCAM:
             if len(target) != count:
                 raise ValueError(f"got {len(target)} targets for a batch of {count} images")
             return tuple(self._class_index(t, scores[i]) for i, t in enumerate(target))
+        if target is None:  # one argmax for the batch: one device sync, not one per image
+            return tuple(int(i) for i in scores.argmax(dim=1).tolist())
         return tuple(self._class_index(target, scores[i]) for i in range(count))
 
     def _class_index(self, target: object, scores: torch.Tensor) -> int:
@@ -743,6 +745,7 @@ class GradCAM:
         guided: torch.Tensor | None = None,
     ) -> CamResult:
         """Assemble a CamResult on the CPU, squeezing the batch axis for a single image."""
+        scores = scores.cpu()  # once: reading scores per image on a GPU would sync per element
         probabilities = scores.softmax(dim=1)
         rows = range(len(classes))
         score = tuple(float(scores[i, c]) for i, c in zip(rows, classes, strict=True))
