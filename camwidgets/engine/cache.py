@@ -34,8 +34,9 @@ class ByteLRU(Generic[K, V]):
     Sizes are read through ``size_of`` at eviction time because entries grow after insertion
     (gradients per class are added to an image's entry). The most recently used entry is never
     evicted, even when it alone exceeds the budget: the caller is still using it. With a
-    ``stamp``, every lookup first compares the stamp with the one the entries were made under
-    and drops them all when it differs. Safe to share between threads.
+    ``stamp``, ``validate()`` compares it with the one the entries were made under and drops
+    them all when it differs (the owner calls it once per operation, before its lookups).
+    Safe to share between threads.
 
     Example:
         >>> cache = ByteLRU(100, size_of=len)
@@ -65,7 +66,6 @@ class ByteLRU(Generic[K, V]):
     def get(self, key: K) -> V | None:
         """Return the value for ``key`` (marking it recently used), or None."""
         with self._lock:
-            self.validate()
             value = self._items.get(key)
             if value is None:
                 self.misses += 1

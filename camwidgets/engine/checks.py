@@ -9,7 +9,6 @@ count as ints, because ``target=True`` or ``k=True`` is almost always a mistake.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,9 +31,11 @@ def describe_value(value: object) -> str:
 
 
 def is_bool_like(value: object) -> bool:
-    """True for ``bool``, ``numpy.bool_`` and 0-d bool tensors."""
+    """True for ``bool``, ``numpy.bool_`` and 0-d bool tensors or arrays."""
     if isinstance(value, (bool, np.bool_)):
         return True
+    if isinstance(value, np.ndarray):
+        return value.dtype == np.bool_ and value.ndim == 0
     return isinstance(value, torch.Tensor) and value.dtype == torch.bool and value.dim() == 0
 
 
@@ -62,6 +63,8 @@ def as_index(value: object, name: str) -> int:
         return int(value.item())
     if isinstance(value, (int, np.integer)):
         return int(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu":
+        return int(value)
     raise TypeError(
         f"{name} must be an integer (int, numpy integer or 0-d integer tensor), "
         f"got {describe_value(value)}"
@@ -87,7 +90,7 @@ def as_cache_bytes(value: object) -> int:
                 f"cache_bytes must be a positive whole number of bytes (e.g. 1 << 30), got {value}"
             )
         count = int(number)
-    elif isinstance(value, numbers.Integral) or isinstance(value, (np.integer, torch.Tensor)):
+    elif isinstance(value, (int, np.integer, np.ndarray, torch.Tensor)):
         count = as_index(value, "cache_bytes")
     else:
         raise TypeError(

@@ -112,7 +112,7 @@ class Prepared:
         self._normalize = normalize
         self._key = key if key is not None else _Key(fingerprint)
         self._display: np.ndarray | None = None
-        self._version = tensor._version
+        self._version = _version_of(tensor)
 
     @property
     def tensor(self) -> torch.Tensor:
@@ -146,7 +146,7 @@ class Prepared:
     @property
     def current(self) -> bool:
         """False once the tensor was changed in place after it was prepared."""
-        return self._tensor._version == self._version
+        return _version_of(self._tensor) == self._version
 
     def __repr__(self) -> str:
         shape = tuple(self._tensor.shape)
@@ -368,6 +368,11 @@ _SEEN_LIMIT = 256
 _SEEN_LOCK = threading.Lock()
 
 
+def _version_of(tensor: torch.Tensor) -> int | None:
+    """The autograd version counter; None for inference tensors, which have none."""
+    return None if tensor.is_inference() else tensor._version
+
+
 def _tensor_state(tensor: torch.Tensor) -> tuple[object, ...]:
     """What must be equal for a tensor object to still hold the same values."""
     return (
@@ -391,7 +396,7 @@ def _prepare_tensor(
     # An (N, C, H, W) tensor is a batch when N > 1; (1, C, H, W) is the usual single image.
     batched = image.dim() == 4 and image.shape[0] > 1
     key = (id(image), str(device), dtype, channels)
-    seen = _SEEN.get(key)
+    seen = None if image.is_inference() else _SEEN.get(key)
     if seen is not None and seen.ref() is image and seen.state == _tensor_state(image):
         if seen.prepared is not None:
             return seen.prepared
@@ -403,7 +408,8 @@ def _prepare_tensor(
     prepared = Prepared(converted, batched, normalize)
     # A converted copy is not kept (it would double the memory held), only its content key.
     shares = converted.untyped_storage().data_ptr() == image.untyped_storage().data_ptr()
-    _remember(key, image, prepared, keep=shares)
+    if not image.is_inference():  # no version counter: changes could not be seen
+        _remember(key, image, prepared, keep=shares)
     return prepared
 
 
@@ -440,9 +446,9 @@ def prepare(
     """Turn any accepted image (or list of them) into a checked, model-ready batch on ``device``."""
     if isinstance(image, Prepared):
         tensor = image.tensor
-        if image.current and tensor.device == device and tensor.dtype == dtype:
-            if tensor.shape[1] == channels:
-                return image
+        same = tensor.device == device and tensor.dtype == dtype and tensor.shape[1] == channels
+        if same and image.current:
+            return image
         return _prepare_tensor(tensor, channels, device, dtype, image._normalize)
     if isinstance(image, torch.Tensor):
         return _prepare_tensor(image, channels, device, dtype, find_normalize(transform))
@@ -509,7 +515,7 @@ def _blake2b(data: torch.Tensor) -> str:
     digest = hashlib.blake2b(digest_size=20)
     if data.numel():
         raw = data.contiguous().reshape(-1).view(torch.uint8).numpy()
-        digest.update(memoryview(raw))
+        digest.update(raw.data)
     return digest.hexdigest()
 
 

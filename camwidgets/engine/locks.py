@@ -11,8 +11,11 @@ time: the model is in eval mode while an engine call runs.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from torch import nn
 
@@ -36,3 +39,25 @@ def model_lock(model: nn.Module) -> threading.RLock:
             if lock is None:
                 lock = _locks[model] = threading.RLock()
     return lock
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _HasLock(Protocol):
+    _lock: threading.RLock
+
+
+S = TypeVar("S", bound=_HasLock)
+
+
+def serialized(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Run a method while holding ``self._lock`` (an engine's model lock)."""
+
+    @functools.wraps(method)
+    def locked(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
