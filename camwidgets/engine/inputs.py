@@ -182,8 +182,6 @@ def to_pil(image: Any) -> Image.Image:
         return _open_path(image)
     if isinstance(image, Image.Image):
         check_picture_size(image.width, image.height, "image")
-        if image.mode == "RGB":
-            return image
         return _decode(image, "image")
     if isinstance(image, np.ndarray):
         return _array_to_pil(image)
@@ -258,7 +256,8 @@ def _open_path(image: str | os.PathLike[str]) -> Image.Image:
 def _decode(image: Image.Image, what: str) -> Image.Image:
     """Decode the pixels and convert to RGB; a truncated or corrupt picture is a ValueError."""
     try:
-        return image.convert("RGB")
+        image.load()  # a lazily opened picture decodes here, not inside the user's transform
+        return image if image.mode == "RGB" else image.convert("RGB")
     except MemoryError:
         raise
     except Exception as err:
