@@ -116,6 +116,21 @@ def test_change_invalidates_cached_maps_and_scores(change: Callable[[nn.Module],
     assert top.logit == pytest.approx(float(expected.max()), rel=1e-4)  # type: ignore[union-attr]
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("change", [in_place_add, load_state_dict, replace_parameter])
+def test_change_on_cuda(change: Callable[[nn.Module], None]) -> None:
+    model = resnet18().cuda()
+    engine = GradCAM(model, transform=small_transform())
+    x = image().cuda()
+    engine.explain(x, layer=LAYER, target=TARGET)
+    change(model)
+    model.cuda().eval()
+    heat, *_ = reference_gradcam(model, x, LAYER, TARGET)
+    new = engine.explain(x, layer=LAYER, target=TARGET)
+    assert not new.cached
+    torch.testing.assert_close(new.heatmap, heat.cpu(), rtol=1e-3, atol=1e-5)
+
+
 def test_nothing_changed_keeps_the_cache() -> None:
     model = resnet18()
     engine = GradCAM(model, transform=small_transform())
