@@ -362,7 +362,7 @@ class _Seen:
     key: _Key
 
 
-_SEEN: OrderedDict[tuple[int, str, torch.dtype, int], _Seen] = OrderedDict()
+_SEEN: OrderedDict[tuple[int, torch.device, torch.dtype, int], _Seen] = OrderedDict()
 _SEEN_LIMIT = 256
 _SEEN_LOCK = threading.Lock()
 
@@ -389,22 +389,22 @@ def _prepare_tensor(
     channels: int,
     device: torch.device,
     dtype: torch.dtype,
-    normalize: Normalize | None,
+    normalize: Callable[[], Normalize | None],
 ) -> Prepared:
     """A tensor input, recognised without any pass over its values when seen unchanged."""
     # An (N, C, H, W) tensor is a batch when N > 1; (1, C, H, W) is the usual single image.
     batched = image.dim() == 4 and image.shape[0] > 1
-    key = (id(image), str(device), dtype, channels)
+    key = (id(image), device, dtype, channels)
     seen = None if image.is_inference() else _SEEN.get(key)
     if seen is not None and seen.ref() is image and seen.state == _tensor_state(image):
         if seen.prepared is not None:
             return seen.prepared
         tensor = _check_tensor(image.detach(), channels).to(device=device, dtype=dtype)
-        return Prepared(tensor, batched, normalize, key=seen.key)
+        return Prepared(tensor, batched, normalize(), key=seen.key)
     tensor = _check_tensor(image.detach(), channels)
     converted = tensor.to(device=device, dtype=dtype)
     check_finite(converted, tensor)
-    prepared = Prepared(converted, batched, normalize)
+    prepared = Prepared(converted, batched, normalize())
     # A converted copy is not kept (it would double the memory held), only its content key.
     shares = converted.untyped_storage().data_ptr() == image.untyped_storage().data_ptr()
     if not image.is_inference():  # no version counter: changes could not be seen
@@ -413,7 +413,10 @@ def _prepare_tensor(
 
 
 def _remember(
-    key: tuple[int, str, torch.dtype, int], image: torch.Tensor, prepared: Prepared, keep: bool
+    key: tuple[int, torch.device, torch.dtype, int],
+    image: torch.Tensor,
+    prepared: Prepared,
+    keep: bool,
 ) -> None:
     """Note a checked tensor (bounded count; the entry goes when the tensor is collected)."""
 
@@ -448,9 +451,9 @@ def prepare(
         same = tensor.device == device and tensor.dtype == dtype and tensor.shape[1] == channels
         if same and image.current:
             return image
-        return _prepare_tensor(tensor, channels, device, dtype, image._normalize)
+        return _prepare_tensor(tensor, channels, device, dtype, lambda: image._normalize)
     if isinstance(image, torch.Tensor):
-        return _prepare_tensor(image, channels, device, dtype, find_normalize(transform))
+        return _prepare_tensor(image, channels, device, dtype, lambda: find_normalize(transform))
     if isinstance(image, (list, tuple)):
         if not image:
             raise ValueError("got an empty list of images")
