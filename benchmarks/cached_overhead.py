@@ -10,7 +10,7 @@ operations on the same tensors; overhead = median(call) - median(arithmetic), in
     python benchmarks/cached_overhead.py [--repeats 300] [--threads 1]
 
 Cases: the same tensor object each call (the panel's path), and a new tensor object with the
-same pixels each call (content is re-hashed: blake2b on the CPU).
+same pixels each call (content is re-hashed: SHA-256 on the CPU).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ view, which bypass the version counters; call ``GradCAM.clear_cache()`` after th
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -122,17 +123,19 @@ class ByteLRU(Generic[K, V]):
 
 # -- model stamps ------------------------------------------------------------------------------
 
-# Bumped whenever torch registers a parameter, buffer or submodule on any module of the process
-# (Module.__setattr__ and register_* call these global hooks); a stamp then re-lists its tensors.
-_registrations = 0
+# Set to a fresh number whenever torch registers a parameter, buffer or submodule on any module
+# of the process (Module.__setattr__ and register_* call these global hooks); a stamp then
+# re-lists its tensors. Numbers from itertools.count are unique even across threads, so any
+# registration after a stamp read the value leaves a different one.
+_numbers = itertools.count(1)
+_registration = [0]
 _hooks_lock = threading.Lock()
 _hooks_installed = False
 
 
 def _registered(*_: object) -> None:
     """Global registration hook: note that some module's parameters or children changed."""
-    global _registrations
-    _registrations += 1
+    _registration[0] = next(_numbers)
 
 
 def _install_hooks() -> None:
@@ -153,8 +156,9 @@ _data_ptr = torch.Tensor.data_ptr
 class ModelStamp:
     """A value that changes whenever a model's parameters or buffers may have changed.
 
-    ``stamp()`` returns (tensor identities, sum of version counters, storage addresses). Version
-    counters only grow, so their sum changes with any in-place write to any listed tensor.
+    ``stamp()`` returns (which list of tensors, sum of version counters, storage addresses).
+    Version counters only grow, so their sum changes with any in-place write to any listed
+    tensor; the list is numbered anew whenever the tensors' identities differ from the last.
 
     Example:
         >>> model = nn.Linear(2, 2)
@@ -172,24 +176,28 @@ class ModelStamp:
         self._seen = -1
         self._tensors: tuple[torch.Tensor, ...] = ()
         self._ids: tuple[int, ...] = ()
+        self._listing = 0  # bumped when the listed tensors' identities change
         self._lock = threading.Lock()
 
     def _relist(self) -> None:
         """List every parameter and buffer (shared ones once), noting their identities."""
-        seen = _registrations
+        seen = _registration[0]
         tensors: dict[int, torch.Tensor] = {}
         for module in self._model.modules():
             for group in (module._parameters, module._buffers):
                 for tensor in group.values():
                     if tensor is not None:
                         tensors.setdefault(id(tensor), tensor)
+        ids = tuple(tensors)
+        if ids != self._ids:
+            self._listing += 1
         self._tensors = tuple(tensors.values())
-        self._ids = tuple(tensors)
+        self._ids = ids
         self._seen = seen
 
     def __call__(self) -> Hashable:
         with self._lock:
-            if self._seen != _registrations:
+            if self._seen != _registration[0]:
                 self._relist()
             tensors = self._tensors
-            return (self._ids, sum(map(_version, tensors)), tuple(map(_data_ptr, tensors)))
+            return (self._listing, sum(map(_version, tensors)), tuple(map(_data_ptr, tensors)))

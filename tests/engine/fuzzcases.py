@@ -13,6 +13,7 @@ import io
 import random
 import struct
 import tempfile
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -171,7 +172,9 @@ def tensor_layout(rng: random.Random, files: Files) -> Case:
     if kind == "sparse_coo":
         x = x.to_sparse()
     elif kind == "sparse_csr":
-        x = x[0, 0].to_sparse_csr()
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            x = x[0, 0].to_sparse_csr()
     elif kind == "meta":
         x = x.to("meta")
     elif kind == "requires_grad":
