@@ -82,6 +82,11 @@ class GradCAM:
     that yields alpha for every candidate layer from the deepest one asked for so far onward, so
     switching layer or toggling the counterfactual afterwards runs no model pass.
 
+    Every argument is checked before any model pass (``ValueError``/``TypeError``, nothing
+    changed); scores and maps that are not finite raise. Cached passes are dropped when the
+    model's parameters or buffers change (version counters, see ``cache.ModelStamp``). Calls
+    from several threads are serialised per model (``locks.model_lock``).
+
     Args:
         model: the network; its output must be (N, classes) raw scores, or see ``score_fn``.
         classes: class names, or torchvision weights (their ``meta["categories"]``).
@@ -262,7 +267,9 @@ class GradCAM:
         self._follow_model()
         prepared = self.prepare(image)
         entry = self._forward(prepared.tensor, [name], gradients=False)
-        return self._layouts[name].to_nchw(entry.records[name].value(self.model)).float()
+        values = self._layouts[name].to_nchw(entry.records[name].value(self.model)).float()
+        _check_map(values, None, values, name, "activations")
+        return values
 
     @serialized
     def scores(self, batch: torch.Tensor | Prepared) -> torch.Tensor:
@@ -646,4 +653,5 @@ def _check_map(
         if tensor is not None and not bool(torch.isfinite(tensor).all()):
             cause = f"the {what} at layer {layer!r} are not finite (overflow inside the model)"
             break
-    raise ValueError(f"the {method} map at layer {layer!r} contains NaN or inf: {cause}")
+    what = "output" if method == "activations" else f"{method} map"
+    raise ValueError(f"the {what} at layer {layer!r} contains NaN or inf: {cause}")

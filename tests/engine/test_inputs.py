@@ -302,3 +302,27 @@ def test_cuda_batch_keys_are_made_on_the_device() -> None:
     assert prepared.fingerprint == fingerprint(x.clone())
     assert prepared.fingerprint != fingerprint(x + 1)
     assert prepared.tensor.device.type == "cuda"
+
+
+def test_activations_that_overflow_are_refused() -> None:
+    class Scale(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 1e30 * 1e30 if float(x.detach().abs().amax()) > 20 else x
+
+    class Blowup(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.scale = Scale()
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.scale(self.conv(x))
+            return self.head(torch.tanh(out).mean(dim=(2, 3)))  # scores stay finite
+
+    engine = GradCAM(Blowup(), transform=small_transform())
+    with pytest.raises(ValueError, match=r"output at layer 'scale' contains NaN or inf"):
+        engine.activations(torch.full((3, SIZE, SIZE), 60.0), "scale")
+    assert bool(torch.isfinite(engine.activations(torch.zeros(3, SIZE, SIZE), "scale")).all())
+    with pytest.raises(ValueError, match=r"gradcam map at layer 'scale' contains NaN or inf"):
+        engine.explain(torch.full((3, SIZE, SIZE), 60.0), "scale", target=0)
