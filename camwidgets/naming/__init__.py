@@ -1,0 +1,11 @@
+"""Naming channels: network dissection (Bau et al.) and explanations in words.
+
+>>> from camwidgets.naming import dissect, describe, ChannelNames  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .dissect import dissect
+from .names import ChannelName, ChannelNames
+
+__all__ = ["ChannelName", "ChannelNames", "dissect"]
