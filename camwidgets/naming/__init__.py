@@ -5,7 +5,16 @@
 
 from __future__ import annotations
 
+from .describe import ChannelEvidence, Description, contributions, describe
 from .dissect import dissect
 from .names import ChannelName, ChannelNames
 
-__all__ = ["ChannelName", "ChannelNames", "dissect"]
+__all__ = [
+    "ChannelEvidence",
+    "ChannelName",
+    "ChannelNames",
+    "Description",
+    "contributions",
+    "describe",
+    "dissect",
+]

@@ -207,7 +207,7 @@ def _layer_name(engine: ActivationSource, layer: str | nn.Module) -> str:
         found = [n for n, m in engine.model.named_modules() if m is layer]
         if not found or found[0] not in layers:
             raise ValueError("layer is a module that is not one of the engine's layers")
-        return found[0]
+        return str(found[0])
     if not isinstance(layer, str):
         raise TypeError(f"layer must be a layer name or module, got {type(layer).__name__}")
     if layer not in layers:
@@ -345,4 +345,3 @@ def _intersections(
             inter[:, present] += counts.round().long().numpy()
         start = stop
     return inter, fired
-

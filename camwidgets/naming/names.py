@@ -78,8 +78,9 @@ class ChannelNames:
     Example:
         >>> import numpy as np
         >>> names = ChannelNames(
-        ...     layer="layer4", concepts=["circle", "red"], iou=np.array([[0.2, 0.05], [0.01, 0.02]]),
-        ...     thresholds=np.array([1.0, 2.0]), quantile=0.005, iou_threshold=0.04)
+        ...     layer="layer4", concepts=["circle", "red"],
+        ...     iou=np.array([[0.2, 0.05], [0.01, 0.02]]), thresholds=np.array([1.0, 2.0]),
+        ...     quantile=0.005, iou_threshold=0.04)
         >>> names.name(0), names.iou(0), names.name(1)
         ('circle', 0.2, None)
         >>> names.channels("circle")
@@ -123,7 +124,7 @@ class ChannelNames:
             raise ValueError(
                 f"iou must be (channels, {len(concepts)} concepts), got shape {iou.shape}"
             )
-        if not np.all(np.isfinite(iou)) or iou.size and (iou.min() < 0 or iou.max() > 1):
+        if not np.all(np.isfinite(iou)) or (iou.size and (iou.min() < 0 or iou.max() > 1)):
             raise ValueError("iou values must be finite and in [0, 1]")
         channels = iou.shape[0]
         thresholds = np.asarray(thresholds, dtype=np.float64)
@@ -177,7 +178,7 @@ class ChannelNames:
         k = self._channel(channel)
         if not self.concepts or self.matrix[k, self._best[k]] < self.iou_threshold:
             return None
-        return self.concepts[self._best[k]]
+        return str(self.concepts[self._best[k]])
 
     def iou(self, channel: int, concept: str | None = None) -> float:
         """The IoU of the channel's best concept, or of ``concept`` when given."""
@@ -188,7 +189,9 @@ class ChannelNames:
 
     def category(self, concept: str | None) -> str | None:
         """The category of a concept (None when unknown or for an unnamed channel)."""
-        return None if concept is None else self.categories.get(concept)
+        if concept is None:
+            return None
+        return self.categories.get(concept)
 
     def channels(self, concept: str) -> list[int]:
         """Channels named after ``concept``, highest IoU first."""

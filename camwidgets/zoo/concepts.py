@@ -6,11 +6,14 @@ labelled concept dataset for network dissection, offline:
 
 * shapes: ``circle``, ``square``, ``triangle``, ``star``, ``cross``, ``ring`` (the object masks);
 * colour families of the objects' fill colours: ``red``, ``orange``, ``yellow``, ``green``,
-  ``cyan``, ``blue``, ``purple``, ``pink``, ``white``, ``grey``, ``black``;
+  ``cyan``, ``blue``, ``purple``, ``magenta``, ``white``, ``grey``, ``black``;
 * background texture kinds: ``background lines`` (the faint lines), ``background blobs``
   (where a soft blob is strong) and ``plain background`` (the smooth colour field elsewhere);
 * ``corner mark``: the small square of the shortcut data, drawn on part of the scenes in a
-  colour chosen independently of the shape (so the concept is the mark, not a class).
+  colour chosen independently of the shape (so the concept is the mark, not a class), and the
+  mark of each colour: ``red corner mark``, ``green corner mark``, ``blue corner mark``,
+  ``yellow corner mark``, ``magenta corner mark``, ``cyan corner mark`` (the shortcut model's
+  channels detect one colour of mark each).
 
 Each item is ``(image, masks)``: an RGB uint8 (H, W, 3) picture and a dict of bool (H, W)
 masks, one per concept present in it, the format :func:`camwidgets.naming.dissect` takes.
@@ -25,6 +28,7 @@ from typing import overload
 import numpy as np
 
 from camwidgets.zoo.scenes import (
+    MARK_COLOURS,
     SHAPE_CLASSES,
     MarkMode,
     Scene,
@@ -37,6 +41,7 @@ __all__ = [
     "COLOUR_FAMILIES",
     "CONCEPT_CATEGORIES",
     "MARK",
+    "MARKS",
     "TEXTURES",
     "ConceptScenes",
     "colour_family",
@@ -51,7 +56,7 @@ COLOUR_FAMILIES: tuple[str, ...] = (
     "cyan",
     "blue",
     "purple",
-    "pink",
+    "magenta",
     "white",
     "grey",
     "black",
@@ -59,12 +64,6 @@ COLOUR_FAMILIES: tuple[str, ...] = (
 TEXTURES: tuple[str, ...] = ("background lines", "background blobs", "plain background")
 MARK = "corner mark"
 
-CONCEPT_CATEGORIES: dict[str, str] = {
-    **{name: "shape" for name in SHAPE_CLASSES},
-    **{name: "colour" for name in COLOUR_FAMILIES},
-    **{name: "texture" for name in TEXTURES},
-    MARK: "mark",
-}
 """Every concept the zoo data can contain, with its category, in a fixed order."""
 
 # Hue boundaries in degrees: (upper bound, family); red wraps around 360.
@@ -76,7 +75,7 @@ _HUES: tuple[tuple[float, str], ...] = (
     (200, "cyan"),
     (255, "blue"),
     (290, "purple"),
-    (340, "pink"),
+    (340, "magenta"),
     (360, "red"),
 )
 
@@ -86,7 +85,8 @@ def colour_family(rgb: Sequence[int]) -> str:
 
     Dark colours (HSV value < 0.25) are ``black``; unsaturated ones (saturation < 0.25) are
     ``white`` (value > 0.8) or ``grey``; the rest are named by hue: red < 15 deg <= orange < 45
-    <= yellow < 70 <= green < 165 <= cyan < 200 <= blue < 255 <= purple < 290 <= pink < 340 <= red.
+    <= yellow < 70 <= green < 165 <= cyan < 200 <= blue < 255 <= purple < 290 <= magenta < 340
+    <= red.
 
     >>> colour_family((230, 25, 25)), colour_family((128, 128, 128)), colour_family((20, 10, 5))
     ('red', 'grey', 'black')
@@ -101,6 +101,19 @@ def colour_family(rgb: Sequence[int]) -> str:
         return "white" if value > 0.8 else "grey"
     degrees = hue * 360.0
     return next(family for bound, family in _HUES if degrees < bound)
+
+
+MARKS: tuple[str, ...] = tuple(f"{colour_family(c)} corner mark" for c in MARK_COLOURS)
+"""The mark of each colour, index-aligned with ``MARK_COLOURS`` (and the shape classes)."""
+
+CONCEPT_CATEGORIES: dict[str, str] = {
+    **{name: "shape" for name in SHAPE_CLASSES},
+    **{name: "colour" for name in COLOUR_FAMILIES},
+    **{name: "texture" for name in TEXTURES},
+    MARK: "mark",
+    **{name: "mark" for name in MARKS},
+}
+"""Every concept the zoo data can contain, with its category, in a fixed order."""
 
 
 class ConceptScenes(Sequence[tuple[np.ndarray, dict[str, np.ndarray]]]):
@@ -128,7 +141,7 @@ class ConceptScenes(Sequence[tuple[np.ndarray, dict[str, np.ndarray]]]):
     categories: dict[str, str] = CONCEPT_CATEGORIES
 
     def __init__(
-        self, n: int, seed: int, *, size: int = 96, marks: float = 0.5, two_objects: float = 0.3
+        self, n: int, seed: int, *, size: int = 96, marks: float = 0.75, two_objects: float = 0.3
     ) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
@@ -175,9 +188,7 @@ class ConceptScenes(Sequence[tuple[np.ndarray, dict[str, np.ndarray]]]):
     def __getitem__(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]: ...
 
     @overload
-    def __getitem__(
-        self, index: slice
-    ) -> Sequence[tuple[np.ndarray, dict[str, np.ndarray]]]: ...
+    def __getitem__(self, index: slice) -> Sequence[tuple[np.ndarray, dict[str, np.ndarray]]]: ...
 
     def __getitem__(
         self, index: int | slice
@@ -227,6 +238,7 @@ def _concept_masks(
         mark = np.zeros((size, size), dtype=bool)
         mark[top:bottom, left:right] = True
         masks[MARK] = mark
+        masks[MARKS[scene.mark]] = mark
         covered |= mark
     _, lines, blobs = background_layers(seed, index, n_objects=n_objects, size=size)
     background = ~covered
@@ -242,7 +254,7 @@ def _concept_masks(
 
 
 def concepts(
-    n: int, seed: int = 0, *, size: int = 96, marks: float = 0.5, two_objects: float = 0.3
+    n: int, seed: int = 0, *, size: int = 96, marks: float = 0.75, two_objects: float = 0.3
 ) -> ConceptScenes:
     """A concept dataset of ``n`` generated scenes, offline, for network dissection.
 
