@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+from .broden import Broden
 from .describe import ChannelEvidence, Description, contributions, describe
 from .dissect import dissect
 from .names import ChannelName, ChannelNames
 
 __all__ = [
+    "Broden",
     "ChannelEvidence",
     "ChannelName",
     "ChannelNames",

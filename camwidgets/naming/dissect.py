@@ -10,7 +10,8 @@ For channel k of the layer, with activation map A^k (h x w) on each image:
    layer's activations are kept at their own resolution, N*K*h*w float32 numbers (1,000 zoo
    scenes at ``layer4``: 74 MB), and ``torch.kthvalue`` finds T_k.
 2. ``M_k = upsample(A^k) > T_k``: the map is resized bilinearly (align_corners=False) to each
-   image's mask size.
+   image's mask size. As in NetDissect the comparison is strict, so values tied at T_k do not
+   fire (a channel that is zero almost everywhere has T_k = 0 and fires only where positive).
 3. ``IoU_{k,c} = sum_images |M_k & L_c| / sum_images |M_k | L_c|`` for every concept c with masks
    L_c, accumulated over the whole dataset (an image without concept c contributes L_c = 0).
 4. Channel k is named after its best concept when that IoU >= ``iou_threshold`` (0.04 in the
