@@ -82,8 +82,8 @@ class Broden(Sequence[tuple[Image.Image, dict[str, np.ndarray]]]):
     mask}`` for every concept labelled in it, in the chosen categories. Per-image labels (scene,
     texture) become masks of ones. Concept names are ``label.csv``'s names (a name used by two
     label numbers is told apart as ``"name (number)"``); ``categories`` maps each to the
-    category it occurs in most (``label.csv``'s counts); labels listed under no category, or
-    under none of the chosen ones, are left out.
+    chosen category it occurs in most (``label.csv``'s counts); labels listed under none of the
+    chosen categories are left out.
 
     Args:
         directory: the dataset root (holds ``index.csv``, ``label.csv`` and ``images/``).
@@ -126,13 +126,15 @@ class Broden(Sequence[tuple[Image.Image, dict[str, np.ndarray]]]):
         self.rows = _read_index(root / "index.csv", self.selected, split)
         if limit is not None:
             self.rows = self.rows[:limit]
-        self.labels, self.categories = _read_labels(root / "label.csv")
-        self.concept_names: tuple[str, ...] = tuple(
-            name
-            for _, name in sorted(self.labels.items())
-            if self.categories.get(name) in self.selected
-        )
-        self.categories = {n: c for n, c in self.categories.items() if n in self.concept_names}
+        self.labels, counts = _read_labels(root / "label.csv")
+        # A label belongs to the data when it occurs in a chosen category; its category is
+        # the chosen one it occurs in most.
+        self.categories: dict[str, str] = {}
+        for number, name in sorted(self.labels.items()):
+            chosen = {c: n for c, n in counts.get(number, {}).items() if c in self.selected}
+            if chosen:
+                self.categories[name] = max(chosen, key=lambda c: (chosen[c], c))
+        self.concept_names: tuple[str, ...] = tuple(self.categories)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -227,10 +229,10 @@ def _read_index(path: Path, categories: Sequence[str], split: str | None) -> lis
     return rows
 
 
-def _read_labels(path: Path) -> tuple[dict[int, str], dict[str, str]]:
-    """label.csv: number -> unique concept name, and name -> its main category."""
+def _read_labels(path: Path) -> tuple[dict[int, str], dict[int, dict[str, int]]]:
+    """label.csv: number -> unique concept name, and number -> {category: count}."""
     numbers: dict[int, str] = {}
-    main: dict[int, str] = {}
+    where: dict[int, dict[str, int]] = {}
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         for line, raw in enumerate(reader, start=2):
@@ -246,11 +248,9 @@ def _read_labels(path: Path) -> tuple[dict[int, str], dict[str, str]]:
                 if match:
                     counts[match.group(1)] = int(match.group(2) or 0)
             numbers[number] = raw.get("name") or str(number)
-            if counts:
-                main[number] = max(counts, key=lambda c: (counts[c], c))
+            where[number] = counts
     seen: dict[str, int] = {}
     for name in numbers.values():
         seen[name] = seen.get(name, 0) + 1
     names = {n: (name if seen[name] == 1 else f"{name} ({n})") for n, name in numbers.items()}
-    categories = {names[n]: c for n, c in main.items()}
-    return names, categories
+    return names, where

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -220,7 +220,7 @@ def test_torch_masks_and_mask_free_images_are_accepted() -> None:
     converted = [(img, {k: torch.from_numpy(v) for k, v in m.items()}) for img, m in items]
     converted.append((items[0][0], {}))  # an image without concepts still counts in |M_k|
     names = dissect(engine, "features.2", converted, progress=False)
-    plain = dissect(engine, "features.2", items + [(items[0][0], {})], progress=False)
+    plain = dissect(engine, "features.2", [*items, (items[0][0], {})], progress=False)
     np.testing.assert_array_equal(names.matrix, plain.matrix)
     assert names.images == 5
 
@@ -228,7 +228,7 @@ def test_torch_masks_and_mask_free_images_are_accepted() -> None:
 def test_declared_concept_order_and_categories_are_kept() -> None:
     class Declared(list[Any]):
         concept_names = ("blue square", "red square", "never seen", "background")
-        categories = {"blue square": "object", "red square": "object"}
+        categories: ClassVar[dict[str, str]] = {"blue square": "object", "red square": "object"}
 
     engine = detector_engine()
     names = dissect(engine, "features.2", Declared(planted(6)), progress=False)
