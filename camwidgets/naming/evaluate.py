@@ -133,6 +133,12 @@ def main(argv: Sequence[str] | None = None) -> list[Measurement]:
     parser.add_argument("--layer", default="layer4")
     parser.add_argument("--concepts", type=int, default=1000, help="concept scenes to dissect on")
     parser.add_argument("--concept-seed", type=int, default=21)
+    parser.add_argument(
+        "--marks", type=float, default=0.75, help="P(corner mark) in a one-object concept scene"
+    )
+    parser.add_argument(
+        "--two-objects", type=float, default=0.3, help="P(two objects) in a concept scene"
+    )
     parser.add_argument("--scenes", type=int, default=300, help="scenes to explain")
     parser.add_argument("--scene-seed", type=int, default=31)
     parser.add_argument("--k", type=int, default=3, help="top channels per map")
@@ -155,7 +161,12 @@ def main(argv: Sequence[str] | None = None) -> list[Measurement]:
         names = dissect(
             engine,
             args.layer,
-            concepts(args.concepts, seed=args.concept_seed),
+            concepts(
+                args.concepts,
+                seed=args.concept_seed,
+                marks=args.marks,
+                two_objects=args.two_objects,
+            ),
             quantile=args.quantile,
             iou_threshold=args.iou_threshold,
         )
@@ -164,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> list[Measurement]:
         results.append(measure(model, names, engine, args.scenes, args.scene_seed, k=args.k))
 
     print(
-        f"\ndissected {args.layer} on {args.concepts} concept scenes (seed {args.concept_seed}); "
+        f"\ndissected {args.layer} on {args.concepts} concept scenes (seed {args.concept_seed}, "
+        f"marks {args.marks}, two objects {args.two_objects}); "
         f"explained {args.scenes} scenes (seed {args.scene_seed}); top-{args.k} channels"
     )
     print(
