@@ -15,7 +15,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import zoo
+    from . import naming, zoo
+    from .naming import ChannelNames, describe, dissect
     from .engine import CamResult, GradCAM, Prediction
     from .widgets.explorer import Explorer
 
@@ -28,9 +29,23 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Prediction": (".engine", "Prediction"),
     "Explorer": (".widgets.explorer", "Explorer"),
     "zoo": (".zoo", None),
+    "naming": (".naming", None),
+    "dissect": (".naming", "dissect"),
+    "describe": (".naming", "describe"),
+    "ChannelNames": (".naming", "ChannelNames"),
 }
 
-__all__ = ["CamResult", "Explorer", "GradCAM", "Prediction", "zoo"]
+__all__ = [
+    "CamResult",
+    "ChannelNames",
+    "Explorer",
+    "GradCAM",
+    "Prediction",
+    "describe",
+    "dissect",
+    "naming",
+    "zoo",
+]
 
 
 def __getattr__(name: str) -> Any:
