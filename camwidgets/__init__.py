@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import naming, zoo
-    from .naming import ChannelNames, describe, dissect
     from .engine import CamResult, GradCAM, Prediction
+    from .naming import ChannelNames, describe, dissect
     from .widgets.explorer import Explorer
 
 __version__ = "0.1.0"
