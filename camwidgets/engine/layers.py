@@ -1,15 +1,19 @@
-"""Which modules give spatial maps (N, C, h, w), in forward order, with their shapes."""
+"""Which modules give maps over the image grid, in which layout, in forward order; the default
+layer and the readable stages."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.autograd.graph import GradientEdge
 
 from .capture import Record, evaluating, recording, unrecoverable
+from .layouts import Layout, Size, attention_internal, detect
 
 ScoreFn = Callable[[object], torch.Tensor]
 
@@ -31,6 +35,11 @@ class Discovery:
     num_classes: int
     cam: CamHead | None
     clone: frozenset[str]
+    layouts: dict[str, Layout]
+    size: Size
+    informative: frozenset[str]
+    rearranged: frozenset[str]
+    internal: frozenset[str]
 
 
 def is_spatial(tensor: object) -> bool:
@@ -64,9 +73,24 @@ def scores_of(output: object, score_fn: ScoreFn | None) -> torch.Tensor:
     return scores
 
 
-def discover(model: nn.Module, example: torch.Tensor, score_fn: ScoreFn | None) -> Discovery:
-    """Run one forward on ``example`` and find spatial layers, classes and a CAM head."""
+def discover(
+    model: nn.Module,
+    example: torch.Tensor,
+    score_fn: ScoreFn | None,
+    overrides: Mapping[str, Layout | str] | None = None,
+) -> Discovery:
+    """Run ``example`` (one image) through the model; find the maps over the image grid and their
+    layouts (see ``layouts.detect``), the classes, a CAM head, and which maps the score reads.
+
+    ``informative`` holds the maps whose gradient (of a random mix of all class scores) is non-zero
+    at more than one grid cell. It tells a ViT's last block input norm (whose patch tokens feed
+    the class token through attention) from every later token map, whose patch tokens no longer
+    reach the head (the head reads the class token only): a map of those is zero by construction.
+    """
+    overrides = dict(overrides or {})
     modules = {name: module for name, module in model.named_modules() if name}
+    internal = attention_internal(model) - frozenset(overrides)
+    size: Size = (int(example.shape[-2]), int(example.shape[-1]))
     with (
         evaluating(model),
         torch.inference_mode(False),
@@ -74,16 +98,200 @@ def discover(model: nn.Module, example: torch.Tensor, score_fn: ScoreFn | None) 
         recording(modules) as records,
     ):
         scores = scores_of(model(example.detach().clone().requires_grad_(True)), score_fn)
-        ordered = sorted(records.items(), key=lambda item: item[1].order)
-        candidates = tuple(
-            (name, _chw(record.output))
+    # The recording hooks are gone here: detection's own forwards must not overwrite records.
+    ordered = sorted(records.items(), key=lambda item: item[1].order)
+    with torch.inference_mode(False), torch.enable_grad():
+        pool = {
+            name: record.output
             for name, record in ordered
-            if is_spatial(record.output) and record.edge is not None
+            if record.edge is not None
+            and torch.is_floating_point(record.output)
+            and record.output.dim() in (3, 4)
+            and record.output.shape[0] == example.shape[0]
+            and name not in internal
+            and name not in overrides
+        }
+        layouts = detect(model, example, pool) if pool else {}
+        layouts.update(_overridden(overrides, records, layouts, size))
+        maps = {
+            name: layouts[name].to_nchw(record.output, size)
+            for name, record in ordered
+            if name in layouts and record.edge is not None
+        }
+        candidates = tuple(
+            (name, _chw(m)) for name, m in maps.items() if m.shape[-1] * m.shape[-2] > 1
         )
         outputs = {name: describe(record.output) for name, record in ordered}
-        cam = _find_cam_head(records, dict(candidates), scores)
+        cam = _find_cam_head(records, {n: maps[n] for n, _ in candidates}, scores)
         clone = unrecoverable(records)
-    return Discovery(candidates, outputs, int(scores.shape[1]), cam, clone)
+        names = [n for n, _ in candidates]
+        informative = _informative(scores, records, layouts, names, size)
+        head = _head_input(records)
+        if not informative and head is not None:
+            # A head initialised to zero (torchvision's ViT with weights=None) makes every
+            # score constant; what the head reads still tells which maps reach it.
+            informative = _informative(head, records, layouts, names, size)
+        rearranged = _rearranged(records, [n for n, _ in candidates])
+    kept = {n: layouts[n] for n, _ in candidates}
+    return Discovery(
+        candidates,
+        outputs,
+        int(scores.shape[1]),
+        cam,
+        clone,
+        kept,
+        size,
+        informative,
+        rearranged,
+        internal,
+    )
+
+
+def _overridden(
+    overrides: Mapping[str, Layout | str],
+    records: Mapping[str, Record],
+    detected: Mapping[str, Layout],
+    size: Size,
+) -> dict[str, Layout]:
+    """The layouts the user stated, "tokens" completed with a detected or square grid."""
+    layouts: dict[str, Layout] = {}
+    for name, spec in overrides.items():
+        record = records.get(name)
+        if record is None:
+            raise ValueError(
+                f"layouts names {name!r}, but that module gave no tensor output in the forward"
+            )
+        if isinstance(spec, str):  # "tokens": the grid of a map found at this size, or square
+            count = int(record.output.shape[1]) if record.output.dim() == 3 else 0
+            grids = sorted(
+                (count - h * w, (h, w))
+                for h, w in {
+                    _chw(lay.to_nchw(records[n].output, size))[1:]
+                    for n, lay in detected.items()
+                    if lay.kind != "tokens"
+                }
+                if count - h * w >= 0
+            )
+            if grids:
+                prefix, grid = grids[0]
+            else:
+                side = math.isqrt(max(count, 1))
+                prefix, grid = count - side * side, (side, side)
+            spec = Layout("tokens", prefix, ((size, grid),))
+        try:
+            spec.to_nchw(record.output, size)
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"layouts[{name!r}]: {record.output.shape} output cannot be read as "
+                f"{spec.kind}: {error}"
+            ) from None
+        layouts[name] = spec
+    return layouts
+
+
+def _informative(
+    scores: torch.Tensor,
+    records: Mapping[str, Record],
+    layouts: Mapping[str, Layout],
+    names: Sequence[str],
+    size: Size,
+) -> frozenset[str]:
+    """Maps whose gradient of a random mix of all class scores is non-zero at >1 grid cell."""
+    edges: dict[tuple[int, int], GradientEdge] = {}
+    for name in names:
+        edge = records[name].edge
+        if edge is not None:
+            edges.setdefault((id(edge.node), edge.output_nr), edge)
+    if not edges:
+        return frozenset()
+    generator = torch.Generator().manual_seed(3)
+    mix = torch.randn(scores.shape[1], generator=generator).to(scores)
+    grads = torch.autograd.grad(
+        (scores * mix).sum(), list(edges.values()), retain_graph=True, allow_unused=True
+    )
+    by_edge = dict(zip(edges, grads, strict=True))
+    informative = set()
+    for name in names:
+        edge = records[name].edge
+        grad = by_edge.get((id(edge.node), edge.output_nr)) if edge is not None else None
+        if grad is not None:
+            cells = layouts[name].to_nchw(grad, size).abs().sum(dim=(0, 1))
+            if int((cells > 0).sum()) > 1:
+                informative.add(name)
+    return frozenset(informative)
+
+
+def _head_input(records: Mapping[str, Record]) -> torch.Tensor | None:
+    """The (N, features) input of the last linear layer to run, if it depends on the input."""
+    linears = [r for r in records.values() if isinstance(r.module, nn.Linear) and r.args]
+    if not linears:
+        return None
+    features = max(linears, key=lambda r: r.order).args[0]
+    if isinstance(features, torch.Tensor) and features.dim() == 2 and features.requires_grad:
+        return features
+    return None
+
+
+def _rearranged(records: Mapping[str, Record], names: Sequence[str]) -> frozenset[str]:
+    """Maps that are views of an earlier map in another layout (Swin's final ``permute``)."""
+    first: dict[int, torch.Tensor] = {}
+    views = set()
+    for name in names:
+        out = records[name].output
+        key = out.untyped_storage().data_ptr()
+        earlier = first.setdefault(key, out)
+        if earlier is not out and (earlier.shape != out.shape or earlier.stride() != out.stride()):
+            views.add(name)
+    return frozenset(views)
+
+
+def default_layer(names: Sequence[str], found: Discovery) -> str:
+    """The last map the score reads at more than one cell, not a mere re-layout; else the last.
+
+    That is the last map before the head: ResNet ``layer4``, VGG/AlexNet/DenseNet ``features``
+    (adaptive pools are no maps: their grid does not follow the input), ConvNeXt's last stage,
+    Swin's final ``norm`` (not the ``permute`` after it), and a ViT's last-block input norm.
+    """
+    for name in reversed(names):
+        if name in found.informative and name not in found.rearranged:
+            return name
+    return names[-1]
+
+
+def stages(
+    model: nn.Module, names: Sequence[str], shapes: Mapping[str, tuple[int, int, int]], default: str
+) -> list[str]:
+    """The readable subset of ``names``: the model's stages or blocks, plus the default layer.
+
+    Among modules with at least two children that are containers and maps, the one whose
+    children span the most grid sizes (ResNet's ``layer1..4``, Swin/ConvNeXt stages), then the
+    most children (a ViT's blocks), then the shallowest. A plain Sequential (VGG, AlexNet) gives
+    the last map at each grid size instead: the ends of its stages.
+    """
+    chosen = set(names)
+    best: tuple[tuple[int, int, int], list[str]] | None = None
+    for parent, module in model.named_modules():
+        kids = [
+            f"{parent}.{child}" if parent else child
+            for child, sub in module.named_children()
+            if next(sub.children(), None) is not None
+        ]
+        kids = [k for k in kids if k in chosen]
+        if len(kids) < 2:
+            continue
+        key = (len({shapes[k][1:] for k in kids}), len(kids), -parent.count("."))
+        if best is None or key > best[0]:
+            best = (key, kids)
+    if best is not None:
+        picked = set(best[1])
+    else:
+        picked = {
+            name
+            for name, after in zip(names, [*names[1:], None], strict=True)
+            if after is None or shapes[after][1:] != shapes[name][1:]
+        }
+    picked.add(default)
+    return [n for n in names if n in picked]
 
 
 def _chw(tensor: torch.Tensor) -> tuple[int, int, int]:
@@ -92,7 +300,7 @@ def _chw(tensor: torch.Tensor) -> tuple[int, int, int]:
 
 
 def _find_cam_head(
-    records: dict[str, Record], candidates: dict[str, tuple[int, int, int]], scores: torch.Tensor
+    records: dict[str, Record], maps: dict[str, torch.Tensor], scores: torch.Tensor
 ) -> CamHead | None:
     """Detect scores = Linear(mean_hw(A)) for some candidate A: CAM is defined exactly there."""
     linears = [r for r in records.values() if isinstance(r.module, nn.Linear) and r.args]
@@ -106,12 +314,10 @@ def _find_cam_head(
     with torch.no_grad():
         layers = frozenset(
             name
-            for name in candidates
-            if records[name].output.shape[1] == pooled.shape[1]
+            for name, m in maps.items()
+            if m.shape[1] == pooled.shape[1]
             and not records[name].overwritten
-            and torch.allclose(
-                records[name].output.float().mean(dim=(2, 3)), pooled.float(), atol=1e-5
-            )
+            and torch.allclose(m.float().mean(dim=(2, 3)), pooled.float(), atol=1e-5)
         )
     if not layers:
         return None
@@ -125,6 +331,7 @@ def resolve_layer(
     candidates: Sequence[str],
     outputs: dict[str, str],
     default: str,
+    internal: frozenset[str] = frozenset(),
 ) -> str:
     """Map a name, a module or None to a candidate layer name, or raise a precise error."""
     if layer is None:
@@ -144,9 +351,17 @@ def resolve_layer(
     if layer in candidates:
         return layer
     if layer in outputs:
+        why = (
+            "it is computed inside an attention module (q, k, v, attention weights: not a map "
+            "of the image)"
+            if layer in internal
+            else "no reading of it as (N, C, h, w), (N, h, w, C) or tokens (N, T, C) follows "
+            "the input's grid"
+        )
         raise ValueError(
-            f"layer {layer!r} is not a spatial layer: its output is {outputs[layer]}; "
-            f"Grad-CAM needs an (N, C, h, w) map with h*w > 1. Candidates: {_some(candidates)}"
+            f"layer {layer!r} is not a spatial layer: its output is {outputs[layer]} and "
+            f"{why}; pass layouts={{{layer!r}: ...}} to GradCAM to state "
+            f"its layout. Candidates: {_some(candidates)}"
         )
     if layer == "" or layer in dict(model.named_modules()):
         raise ValueError(
