@@ -233,7 +233,8 @@ def _head_input(records: Mapping[str, Record]) -> torch.Tensor | None:
 
 
 def _rearranged(records: Mapping[str, Record], names: Sequence[str]) -> frozenset[str]:
-    """Maps that are views of an earlier map in another layout (Swin's final ``permute``)."""
+    """Maps that only pass an earlier map on: a view in another layout (Swin's final
+    ``permute``) or an ``nn.Identity`` (timm ConvNeXt's ``norm_pre``)."""
     first: dict[int, torch.Tensor] = {}
     views = set()
     for name in names:
@@ -241,6 +242,8 @@ def _rearranged(records: Mapping[str, Record], names: Sequence[str]) -> frozense
         key = out.untyped_storage().data_ptr()
         earlier = first.setdefault(key, out)
         if earlier is not out and (earlier.shape != out.shape or earlier.stride() != out.stride()):
+            views.add(name)
+        elif earlier is out and isinstance(records[name].module, nn.Identity):
             views.add(name)
     return frozenset(views)
 
