@@ -290,6 +290,8 @@ def test_channels_last_maps_are_exact() -> None:
         heat, coarse, alpha = reference_layout_gradcam(model, x, layer, [0, 4], rearrange, -1.0)
         assert_maps_close(res.coarse, coarse)
         assert_maps_close(res.heatmap, heat)
+        assert res.weights is not None
+        assert_maps_close(res.weights, alpha)
         assert_maps_close(res.activations, engine.activations(x, layer).cpu())
     assert "final" in engine.cam_layers  # mean over the channels-last grid feeds the head
     assert_unchanged(model, before)
@@ -347,7 +349,7 @@ class UnfoldViT(TinyViT):
 )
 def test_explicit_layout(spec: Any) -> None:
     model = seeded(UnfoldViT)
-    with pytest.raises(ValueError, match="the model has no spatial layer.*see layouts="):
+    with pytest.raises(ValueError, match=r"the model has no spatial layer.*see layouts="):
         GradCAM(model, transform=small_transform())
     before = snapshot(model)
     engine = GradCAM(model, transform=small_transform(), layouts={"blocks.1.norm1": spec})
