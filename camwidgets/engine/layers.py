@@ -241,9 +241,9 @@ def _rearranged(records: Mapping[str, Record], names: Sequence[str]) -> frozense
         out = records[name].output
         key = out.untyped_storage().data_ptr()
         earlier = first.setdefault(key, out)
-        if earlier is not out and (earlier.shape != out.shape or earlier.stride() != out.stride()):
-            views.add(name)
-        elif earlier is out and isinstance(records[name].module, nn.Identity):
+        relaid = earlier.shape != out.shape or earlier.stride() != out.stride()
+        passed = isinstance(records[name].module, nn.Identity)
+        if (earlier is not out and relaid) or (earlier is out and passed):
             views.add(name)
     return frozenset(views)
 
