@@ -82,10 +82,11 @@ def discover(
     """Run ``example`` (one image) through the model; find the maps over the image grid and their
     layouts (see ``layouts.detect``), the classes, a CAM head, and which maps the score reads.
 
-    ``informative`` holds the maps whose gradient (of a random mix of all class scores) is non-zero
-    at more than one grid cell. It tells a ViT's last block input norm (whose patch tokens feed
-    the class token through attention) from every later token map, whose patch tokens no longer
-    reach the head (the head reads the class token only): a map of those is zero by construction.
+    ``informative`` holds the last maps whose gradient (of a random mix of all class scores) is
+    non-zero at more than one grid cell. It tells a ViT's last block input norm (whose patch
+    tokens feed the class token through attention) from every later token map, whose patch
+    tokens no longer reach the head (the head reads the class token only): a map of those is
+    zero by construction.
     """
     overrides = dict(overrides or {})
     modules = {name: module for name, module in model.named_modules() if name}
@@ -125,13 +126,12 @@ def discover(
         cam = _find_cam_head(records, {n: maps[n] for n, _ in candidates}, scores)
         clone = unrecoverable(records)
         names = [n for n, _ in candidates]
-        informative = _informative(scores, records, layouts, names, size)
-        head = _head_input(records)
-        if not informative and head is not None:
-            # A head initialised to zero (torchvision's ViT with weights=None) makes every
-            # score constant; what the head reads still tells which maps reach it.
-            informative = _informative(head, records, layouts, names, size)
-        rearranged = _rearranged(records, [n for n, _ in candidates])
+        rearranged = _rearranged(records, names)
+        # When the scores are a linear layer of some features, differentiate the features: the
+        # same maps reach them, and a head initialised to zero (torchvision's ViT with
+        # weights=None) would make every score, and so every gradient, constant.
+        target = _head_input(records, scores)
+        informative = _informative(target, records, layouts, names, size, rearranged)
     kept = {n: layouts[n] for n, _ in candidates}
     return Discovery(
         candidates,
@@ -190,46 +190,65 @@ def _overridden(
 
 
 def _informative(
-    scores: torch.Tensor,
+    target: torch.Tensor,
     records: Mapping[str, Record],
     layouts: Mapping[str, Layout],
     names: Sequence[str],
     size: Size,
+    skip: frozenset[str] = frozenset(),
 ) -> frozenset[str]:
-    """Maps whose gradient of a random mix of all class scores is non-zero at >1 grid cell."""
-    edges: dict[tuple[int, int], GradientEdge] = {}
-    for name in names:
-        edge = records[name].edge
-        if edge is not None:
-            edges.setdefault((id(edge.node), edge.output_nr), edge)
-    if not edges:
-        return frozenset()
+    """Maps whose gradient of a random mix of ``target``'s columns is non-zero at >1 grid cell.
+
+    Searched from the last map backwards, in growing chunks, until one not in ``skip`` is found:
+    the default needs no more, and each backward then stops near the head (a ViT's last block).
+    """
     generator = torch.Generator().manual_seed(3)
-    mix = torch.randn(scores.shape[1], generator=generator).to(scores)
-    grads = torch.autograd.grad(
-        (scores * mix).sum(), list(edges.values()), retain_graph=True, allow_unused=True
-    )
-    by_edge = dict(zip(edges, grads, strict=True))
-    informative = set()
-    for name in names:
-        edge = records[name].edge
-        grad = by_edge.get((id(edge.node), edge.output_nr)) if edge is not None else None
-        if grad is not None:
-            cells = layouts[name].to_nchw(grad, size).abs().sum(dim=(0, 1))
-            if int((cells > 0).sum()) > 1:
-                informative.add(name)
+    mix = torch.randn(target.shape[1], generator=generator).to(target)
+    objective = (target * mix).sum()
+    informative: set[str] = set()
+    remaining = list(names)
+    step = 8
+    while remaining and not (informative - skip):
+        # Growing chunks: a short backward when the default is near the head, and never more
+        # than about two full backwards when nothing is informative.
+        chunk, remaining, step = remaining[-step:], remaining[:-step], 2 * step
+        edges: dict[tuple[int, int], GradientEdge] = {}
+        for name in chunk:
+            edge = records[name].edge
+            if edge is not None:
+                edges.setdefault((id(edge.node), edge.output_nr), edge)
+        if not edges:
+            continue
+        grads = torch.autograd.grad(
+            objective, list(edges.values()), retain_graph=True, allow_unused=True
+        )
+        by_edge = dict(zip(edges, grads, strict=True))
+        for name in chunk:
+            edge = records[name].edge
+            grad = by_edge.get((id(edge.node), edge.output_nr)) if edge is not None else None
+            if grad is not None:
+                cells = layouts[name].to_nchw(grad, size).abs().sum(dim=(0, 1))
+                if int((cells > 0).sum()) > 1:
+                    informative.add(name)
     return frozenset(informative)
 
 
-def _head_input(records: Mapping[str, Record]) -> torch.Tensor | None:
-    """The (N, features) input of the last linear layer to run, if it depends on the input."""
+def _head_input(records: Mapping[str, Record], scores: torch.Tensor) -> torch.Tensor:
+    """The (N, features) input of the linear layer that gives the scores, else the scores."""
     linears = [r for r in records.values() if isinstance(r.module, nn.Linear) and r.args]
     if not linears:
-        return None
-    features = max(linears, key=lambda r: r.order).args[0]
-    if isinstance(features, torch.Tensor) and features.dim() == 2 and features.requires_grad:
+        return scores
+    head = max(linears, key=lambda r: r.order)
+    features = head.args[0]
+    if (
+        isinstance(features, torch.Tensor)
+        and features.dim() == 2
+        and features.requires_grad
+        and head.output.shape == scores.shape
+        and torch.equal(head.output, scores)
+    ):
         return features
-    return None
+    return scores
 
 
 def _rearranged(records: Mapping[str, Record], names: Sequence[str]) -> frozenset[str]:

@@ -65,6 +65,7 @@ PROBES = ((0.3, 0.7), (0.72, 0.22), (0.14, 0.46), (0.86, 0.9))
 # whose grid a strict pass proved; scrambled readings (window partitions, per-head tensors) have
 # grids no map has.
 LENIENT = 0.25
+STREAM_PROBES = 6  # token sequences of one length whose probe responses are read
 
 
 @dataclass(frozen=True)
@@ -316,14 +317,20 @@ def _by_probes(
         batch[k, :, rows, cols] = patch + noise.to(patch)
     responses: dict[str, dict[str, torch.Tensor]] = {}
 
+    sequences: dict[int, int] = {}  # token count -> sequences of that length probed so far
+
     def seen(name: str, out: Any) -> None:
         if not isinstance(out, torch.Tensor) or out.shape[0] != batch.shape[0]:
             return
-        change = (out[1:].float() - out[:1].float()).abs()
-        if out.dim() == 4:
-            responses[name] = {"nchw": change.sum(1), "nhwc": change.sum(3)}
-        elif out.dim() == 3:
-            responses[name] = {"tokens": change.sum(2)}
+        if out.dim() == 3:
+            responses[name] = {}
+            # A few sequences of a length prove its layout; the rest share it (see below).
+            if sequences.setdefault(out.shape[1], 0) < STREAM_PROBES:
+                sequences[out.shape[1]] += 1
+                responses[name] = {"tokens": (out[1:] - out[:1]).abs().sum(2).float()}
+        elif out.dim() == 4:
+            change = (out[1:] - out[:1]).abs()
+            responses[name] = {"nchw": change.sum(1).float(), "nhwc": change.sum(3).float()}
 
     with evaluating(model), torch.no_grad(), _hooks(modules, seen):
         model(batch)
@@ -352,6 +359,8 @@ def _by_probes(
             continue
         count = base[name][1]
         fits = []
+        if "tokens" not in per:
+            continue
         for h, w in sorted(proven):
             prefix = count - h * w
             if prefix >= 0:
