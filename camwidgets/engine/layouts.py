@@ -327,10 +327,11 @@ def _by_probes(
             # A few sequences of a length prove its layout; the rest share it (see below).
             if sequences.setdefault(out.shape[1], 0) < STREAM_PROBES:
                 sequences[out.shape[1]] += 1
-                responses[name] = {"tokens": (out[1:] - out[:1]).abs().sum(2).float()}
+                change = (out[1:].float() - out[:1].float()).abs()
+                responses[name] = {"tokens": change.sum(2)}
         elif out.dim() == 4:
-            change = (out[1:] - out[:1]).abs()
-            responses[name] = {"nchw": change.sum(1).float(), "nhwc": change.sum(3).float()}
+            change = (out[1:].float() - out[:1].float()).abs()  # half precision would overflow
+            responses[name] = {"nchw": change.sum(1), "nhwc": change.sum(3)}
 
     with evaluating(model), torch.no_grad(), _hooks(modules, seen):
         model(batch)

@@ -297,6 +297,60 @@ def test_channels_last_maps_are_exact() -> None:
     assert_unchanged(model, before)
 
 
+class Windows(nn.Module):
+    """Channels-last (N, H, W, C) to windows (N, windows, tokens per window, C), as Swin and
+    MaxViT partition their maps: not a grid reading of the image."""
+
+    def __init__(self, size: int, inverse: bool = False) -> None:
+        super().__init__()
+        self.size, self.inverse = size, inverse
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.size
+        if self.inverse:
+            n, windows, _, c = x.shape
+            side = int(windows**0.5)
+            x = x.reshape(n, side, side, s, s, c).permute(0, 1, 3, 2, 4, 5)
+            return x.reshape(n, side * s, side * s, c)
+        n, h, w, c = x.shape
+        x = x.reshape(n, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5)
+        return x.reshape(n, (h // s) * (w // s), s * s, c)
+
+
+class Windowed(nn.Module):
+    """A stem, a per-token layer on window-partitioned tokens, back to the grid, a head."""
+
+    def __init__(self, fixed: bool) -> None:
+        super().__init__()
+        self.fixed = fixed
+        self.stem = nn.Conv2d(3, 8, 4, 4)
+        self.to_last = Permute(0, 2, 3, 1)
+        self.partition = Windows(4)
+        self.mix = nn.Linear(8, 8)
+        self.departition = Windows(4, inverse=True)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.fixed and image.shape[-2:] != (SIZE, SIZE):
+            raise ValueError(f"input must be {SIZE} x {SIZE}")
+        x = self.departition(self.mix(self.partition(self.to_last(self.stem(image)))))
+        return self.head(x.mean(dim=(1, 2)))
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["two-sizes", "one-size-probes"])
+def test_window_partitions_are_not_maps(fixed: bool) -> None:
+    model = seeded(lambda: Windowed(fixed))
+    engine = GradCAM(model, transform=small_transform())
+    # (1, 16, 16, 8) reads like a 16 x 16 channels-last grid, but its axes are (window, token)
+    assert "partition" not in engine.layers and "mix" not in engine.layers
+    assert engine.default_layer == "departition"
+    assert engine.layer_shapes["departition"] == (8, SIZE // 4, SIZE // 4)
+    x = batch()
+    res = engine.explain(x, target=[1, 2])
+    _, coarse, _ = reference_layout_gradcam(model, x, "departition", [1, 2], nhwc_to_nchw)
+    assert_maps_close(res.coarse, coarse)
+
+
 # -- pools, defaults, stages -------------------------------------------------------------------
 
 
