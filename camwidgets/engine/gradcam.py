@@ -58,7 +58,8 @@ class _ImageEntry:
 
 
 class GradCAM:
-    """Exact, cached Grad-CAM (Selvaraju et al.) for any CNN, leaving the model as found.
+    """Exact, cached Grad-CAM (Selvaraju et al.) for CNNs and vision transformers, leaving the
+    model as found. Maps may be (N, C, h, w), channels last or patch tokens (see ``layouts``).
 
     For the chosen layer's output A (K channels of h x w) and the raw score Y_c of class c:
 
