@@ -351,6 +351,39 @@ def test_window_partitions_are_not_maps(fixed: bool) -> None:
     assert_maps_close(res.coarse, coarse)
 
 
+class FlatHead(nn.Module):
+    """A CNN whose head flattens the map: it takes one input size only (probe path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 16, 3, padding=1),
+        )
+        self.head = nn.Linear(16 * (SIZE // 4) ** 2, 5)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(image).flatten(1))
+
+
+def test_one_size_cnn_keeps_every_map() -> None:
+    model = seeded(FlatHead)
+    before = snapshot(model)
+    engine = GradCAM(model, transform=small_transform())
+    assert engine.layers == [*(f"features.{i}" for i in range(7)), "features"]
+    assert engine.default_layer == "features"
+    x = batch()
+    res = engine.explain(x, layer="features.4", target=[0, 1])
+    _, coarse, _ = reference_layout_gradcam(model, x, "features.4", [0, 1], lambda t: t)
+    assert_maps_close(res.coarse, coarse)
+    assert_unchanged(model, before)
+
+
 # -- pools, defaults, stages -------------------------------------------------------------------
 
 
