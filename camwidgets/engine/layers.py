@@ -180,7 +180,7 @@ def _overridden(
             spec = Layout("tokens", prefix, ((size, grid),))
         try:
             spec.to_nchw(record.output, size)
-        except (ValueError, RuntimeError) as error:
+        except Exception as error:  # the user's callable may fail in any way: say where
             raise ValueError(
                 f"layouts[{name!r}]: {record.output.shape} output cannot be read as "
                 f"{spec.kind}: {error}"

@@ -131,9 +131,9 @@ class Layout:
         cells = count - self.prefix
         if cells < 1:
             raise ValueError(f"{count} tokens leave no grid after {self.prefix} leading tokens")
-        known = [g for s, g in self.grids if g[0] * g[1] == cells and (size is None or s == size)]
-        if not known:
-            known = [g for _, g in self.grids if g[0] * g[1] == cells]
+        # A grid seen at this input size; with no size, any seen grid of this many cells. At a
+        # new size the same count may lie differently (196 = 14 x 14 = 7 x 28): go by aspect.
+        known = [g for s, g in self.grids if g[0] * g[1] == cells and size in (None, s)]
         if known:
             return known[0]
         aspect = size or (self.grids[0][0] if self.grids else (1, 1))

@@ -472,8 +472,16 @@ def test_bad_layouts_fail_before_any_pass(layouts: Any, error: type[Exception], 
 
 def test_layout_that_does_not_fit_the_output() -> None:
     model = seeded(UnfoldViT)
+    before = snapshot(model)
     with pytest.raises(ValueError, match=r"layouts\['blocks.1.norm1'\].*cannot be read as nhwc"):
         GradCAM(model, transform=small_transform(), layouts={"blocks.1.norm1": "nhwc"})
+    with pytest.raises(ValueError, match=r"cannot be read as custom.*boom"):
+        GradCAM(model, transform=small_transform(), layouts={"blocks.1.norm1": explode})
+    assert_unchanged(model, before)
+
+
+def explode(tensor: torch.Tensor) -> torch.Tensor:
+    raise IndexError("boom")
 
 
 def test_layout_to_nchw_matches_hand_written_rearrangements() -> None:
@@ -486,3 +494,7 @@ def test_layout_to_nchw_matches_hand_written_rearrangements() -> None:
         Layout("tokens").to_nchw(c)
     with pytest.raises(ValueError, match="custom layout needs a rearrange callable"):
         Layout("custom")
+    # 196 tokens: the 14 x 14 grid seen at 224 x 224, but 7 x 28 for a 112 x 448 input
+    seen = Layout("tokens", prefix=1, grids=(((224, 224), (14, 14)),))
+    assert seen.grid(197, (224, 224)) == (14, 14) and seen.grid(197) == (14, 14)
+    assert seen.grid(197, (112, 448)) == (7, 28)
