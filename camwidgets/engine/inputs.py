@@ -364,7 +364,7 @@ class _Seen:
 
 _SEEN: OrderedDict[tuple[int, torch.device, torch.dtype, int], _Seen] = OrderedDict()
 _SEEN_LIMIT = 256
-_SEEN_LOCK = threading.Lock()
+_SEEN_LOCK = threading.RLock()  # re-entrant: a weakref callback may run while it is held
 
 
 def _version_of(tensor: torch.Tensor) -> int | None:
