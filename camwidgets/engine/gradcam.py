@@ -16,6 +16,7 @@ from torch.autograd.graph import GradientEdge
 
 from .cache import ByteLRU
 from .capture import Record, evaluating, recording, unrecoverable
+from .guided import guided_gradients
 from .inputs import ImageLike, Prepared, Transform, default_transform, prepare
 from .layers import Discovery, ScoreFn, discover, resolve_layer, scores_of
 from .layouts import NCHW, Layout
@@ -50,10 +51,13 @@ class _ImageEntry:
     activation_bytes: int
     # classes -> alpha per layer (and full gradients where asked) of that class set
     gradients: dict[tuple[int, ...], _ClassGradients] = field(default_factory=dict)
+    # (classes, sign) -> guided-backpropagation input gradient (N, C, H, W)
+    guided: dict[tuple[tuple[int, ...], float], torch.Tensor] = field(default_factory=dict)
 
     def nbytes(self) -> int:
         """Estimated bytes held: activations, about as much again in the retained graph, grads."""
-        return 2 * self.activation_bytes + sum(g.nbytes() for g in self.gradients.values())
+        guided = sum(g.numel() * g.element_size() for g in self.guided.values())
+        return 2 * self.activation_bytes + sum(g.nbytes() for g in self.gradients.values()) + guided
 
 
 class GradCAM:
@@ -178,7 +182,7 @@ class GradCAM:
         layer: str | nn.Module | None = None,
         target: Target = None,
         counterfactual: bool = False,
-        method: str = "gradcam",
+        method: str | Method = "gradcam",
         cache: bool = True,
     ) -> CamResult:
         """Explain ``target`` for ``image`` at ``layer``.
@@ -188,7 +192,8 @@ class GradCAM:
             layer: a candidate layer name or module; default the last spatial layer.
             target: class index or name, None for the top-1, or one per image for a batch.
             counterfactual: explain -Y_c: regions whose removal would raise the score.
-            method: a registered method name (``engine.methods(layer)`` lists the usable ones).
+            method: a registered method name (``engine.methods(layer)`` lists the usable ones),
+                or a Method instance (e.g. ``ScoreCAM(batch_size=16)`` for its options).
             cache: False for the batch path: nothing is cached, only ``layer`` is recorded and
                 no graph is kept beyond the call (same numbers).
 
@@ -199,7 +204,9 @@ class GradCAM:
         if not isinstance(counterfactual, bool):
             raise TypeError(f"counterfactual must be a bool, got {type(counterfactual).__name__}")
         if counterfactual and not chosen.supports_counterfactual:
-            raise ValueError(f"method {chosen.name!r} has no counterfactual (it is class-agnostic)")
+            raise ValueError(
+                f"method {chosen.name!r} has no counterfactual: {chosen.no_counterfactual}"
+            )
         name = self._layer(layer)
         reason = chosen.unavailable(self, name)
         if reason is not None:
@@ -218,6 +225,7 @@ class GradCAM:
             mode="bilinear",
             align_corners=False,
         ).squeeze(1)
+        pixels = output.pixels
         return self._result(
             prepared.batched,
             entry.scores.detach().float(),
@@ -227,7 +235,32 @@ class GradCAM:
             counterfactual=counterfactual,
             method=chosen.name,
             cached=passes == self._forwards + self._backwards,
+            guided=None if pixels is None else pixels.float() * heatmap.unsqueeze(1),
         )
+
+    def guided_backprop(
+        self,
+        image: ImageLike | Sequence[ImageLike] | Prepared,
+        target: Target = None,
+        counterfactual: bool = False,
+    ) -> torch.Tensor:
+        """Guided backpropagation (Springenberg et al.) of ``Y_c`` (or ``-Y_c``) to the input.
+
+        The gradient of the class score with respect to the preprocessed input, with every
+        ``nn.ReLU`` module passing back only positive gradients at positive inputs (``F.relu``
+        calls are not guided; see ``camwidgets.engine.guided``). One forward and one backward
+        per (image, class, sign), cached with the image.
+
+        Returns:
+            (C, H, W), or (N, C, H, W) for a batch; float32 on the CPU.
+        """
+        if not isinstance(counterfactual, bool):
+            raise TypeError(f"counterfactual must be a bool, got {type(counterfactual).__name__}")
+        prepared = self.prepare(image)
+        entry = self._entry(prepared)
+        classes = self._targets(target, entry.scores, prepared.batched)
+        guided = self._guided(entry, prepared, classes, -1.0 if counterfactual else 1.0).cpu()
+        return guided if prepared.batched else guided[0]
 
     def activations(
         self, image: ImageLike | Sequence[ImageLike] | Prepared, layer: str | nn.Module | None
@@ -368,6 +401,7 @@ class GradCAM:
         if method.needs_head:
             assert self._found.cam is not None
             head = sign * self._found.cam.weight[list(classes)].to(self.device, torch.float32)
+        guided = self._guided(entry, prepared, classes, sign) if method.needs_guided else None
         return MethodInputs(
             activations=activations,
             classes=classes,
@@ -378,7 +412,26 @@ class GradCAM:
             alpha=alpha,
             head_weight=head,
             scores=self.scores,
+            guided=guided,
         )
+
+    def _guided(
+        self, entry: _ImageEntry, prepared: Prepared, classes: tuple[int, ...], sign: float
+    ) -> torch.Tensor:
+        """Guided-backprop input gradient of ``sign * Y_c``: cached, or a forward + backward."""
+        key = (classes, sign)
+        known = entry.guided.get(key)
+        if known is None:
+
+            def objective(output: Any) -> torch.Tensor:
+                return ClassScore(classes, sign)(scores_of(output, self.score_fn))
+
+            known = guided_gradients(self.model, prepared.tensor, objective)
+            self._forwards += 1
+            self._backwards += 1
+            entry.guided[key] = known
+            self._cache.shrink()
+        return known
 
     def _gradients(
         self, entry: _ImageEntry, classes: tuple[int, ...], name: str, full: bool, cache: bool

@@ -28,6 +28,7 @@ How the ReLUs are guided, and what is not:
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +68,18 @@ def _unguided_relu_nodes(root: Any, guided: set[int]) -> int:
             count += 1
         stack.extend(next_node for next_node, _ in node.next_functions)
     return count
+
+
+def _outside_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside camwidgets."""
+    frame = sys._getframe(1)  # the function that will call warnings.warn
+    level = 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        "camwidgets."
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def guided_gradients(
@@ -134,7 +147,7 @@ def guided_gradients(
                         "torch.relu in a forward) and were differentiated without guidance; "
                         "only nn.ReLU modules are guided",
                         UnguidedReLUWarning,
-                        stacklevel=3,
+                        stacklevel=_outside_stacklevel(),
                     )
             (grad,) = torch.autograd.grad(value.reshape(()), x)
     finally:
