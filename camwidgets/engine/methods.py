@@ -315,7 +315,8 @@ class ScoreCAM(Method):
         classes = torch.tensor(inputs.classes, device=a.device)
         bar = progress_bar(len(jobs), "Score-CAM", self.progress, unit="mask")
         try:
-            for chunk in jobs.split(self.batch_size):
+            for first in range(0, len(jobs), self.batch_size):
+                chunk = jobs[first : first + self.batch_size]
                 image, channel = chunk[:, 0], chunk[:, 1]
                 up = F.interpolate(
                     a[image, channel].unsqueeze(1),
