@@ -363,7 +363,7 @@ PGC = {
 
 
 def loud(model: nn.Module) -> nn.Module:
-    """A copy whose head is scaled by 1e3: gradients grow, pytorch-grad-cam's eps stops mattering."""
+    """A copy with its head scaled by 1e3, so pytorch-grad-cam's eps stops mattering."""
     louder = copy.deepcopy(model)
     with torch.no_grad():
         louder.fc.weight.mul_(1e3)  # type: ignore[operator,union-attr]
