@@ -337,9 +337,6 @@ def random_baseline(
     maps = torch.stack([random_map(size, grid=grid, seed=seed + r) for r in range(runs)])
     batch = prepared.tensor.expand(runs, *prepared.tensor.shape[1:])
     targets = None if target is None else [target] * runs
-    if targets is None:
-        top = int(engine.scores(prepared.tensor).argmax(dim=1)[0])
-        targets = [top] * runs
     (dels, inss), _ = _curves(
         engine,
         batch,
@@ -382,8 +379,9 @@ def confidence_change(
     Args:
         engine, image, saliency, target, batch_size: as for :func:`deletion`.
     """
-    x, maps, targets, _ = _inputs(engine, image, saliency, target)
     _check_batch_size(batch_size)
+    x, maps, given, _ = _inputs(engine, image, saliency, target)
+    targets = _top1(engine, x, given)
     peak = maps.amax(dim=(-2, -1), keepdim=True)
     weights = torch.where(peak > 0, maps / torch.where(peak > 0, peak, 1.0), 0.0)
     explained_images = x * weights.unsqueeze(1).to(x.dtype)
@@ -516,8 +514,9 @@ def _class_index(engine: Scorer, target: Any) -> int:
 
 def _inputs(
     engine: Scorer, image: Any, saliency: Saliency, target: Any
-) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...], bool]:
-    """Model-input batch, ReLU'd maps at its size on its device, one target per image."""
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...] | None, bool]:
+    """Model-input batch, ReLU'd maps at its size on its device, one target per image (None:
+    the top-1, resolved by :func:`_top1` once every argument has been checked)."""
     prepared = engine.prepare(image)
     x = prepared.tensor
     n = x.shape[0]
@@ -537,10 +536,17 @@ def _inputs(
             raise ValueError(f"got {len(target)} targets for {n} image(s)")
         targets = tuple(_class_index(engine, t) for t in target)
     elif target is None:
-        targets = tuple(int(i) for i in engine.scores(x).argmax(dim=1))
+        return x, maps.clamp_min(0).float().to(x.device), None, prepared.batched
     else:
         targets = (_class_index(engine, target),) * n
     return x, maps.clamp_min(0).float().to(x.device), targets, prepared.batched
+
+
+def _top1(engine: Scorer, x: torch.Tensor, targets: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The given targets, or each image's top-1 class (one forward)."""
+    if targets is not None:
+        return targets
+    return tuple(int(i) for i in engine.scores(x).argmax(dim=1))
 
 
 def _substrate(baseline: Baseline, x: torch.Tensor) -> torch.Tensor:
@@ -629,7 +635,7 @@ def _curves(
     if score not in ("probability", "logit"):
         raise ValueError(f"score must be 'probability' or 'logit', got {score!r}")
     _check_batch_size(batch_size)
-    x, maps, targets, batched = _inputs(engine, image, saliency, target)
+    x, maps, given, batched = _inputs(engine, image, saliency, target)
     n, _, height, width = x.shape
     pixels = height * width
     per_step = math.ceil(pixels / steps)
@@ -645,6 +651,7 @@ def _curves(
         (x, _substrate(b, x)) if k == "deletion" else (_substrate(b, x), x)
         for k, b in zip(kinds, baselines, strict=True)
     ]
+    targets = _top1(engine, x, given)
     # One job = (kind, image, step); the perturbed input is built when its batch is due.
     jobs = [(k, i, s) for k in range(len(kinds)) for i in range(n) for s in range(len(counts))]
     values = torch.empty(len(jobs), dtype=torch.float64)

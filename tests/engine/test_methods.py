@@ -46,7 +46,8 @@ def capture(
 
 
 def weighted(alpha: np.ndarray, a: np.ndarray) -> np.ndarray:
-    return np.einsum("nk,nkhw->nhw", alpha, a)
+    out: np.ndarray = np.einsum("nk,nkhw->nhw", alpha, a)
+    return out
 
 
 def ref_gradcam(a: np.ndarray, g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
@@ -350,7 +351,8 @@ def test_zero_gradients_give_zero_maps_not_nan() -> None:
 
 def minmax(cam: np.ndarray) -> np.ndarray:
     cam = cam - cam.min()
-    return cam / (cam.max() + 1e-12)
+    out: np.ndarray = cam / (cam.max() + 1e-12)
+    return out
 
 
 PGC = {
