@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -313,3 +316,12 @@ def test_on_the_shapes_zoo_gradcam_beats_random_maps() -> None:
     assert np.mean([c.insertion.auc for c in curves]) > np.mean([c.insertion for c in chance])
     masks = np.stack([s.masks[0] for s in scenes])
     assert metrics.pointing_game(res, masks, tolerance=8).accuracy == 1.0  # one layer4 cell
+
+
+def test_importing_the_metrics_pulls_in_no_widget_or_plotting_code() -> None:
+    code = (
+        "import sys, camwidgets.metrics, camwidgets.engine.guided; "
+        "print(sorted(m for m in ('ipywidgets', 'plotly') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
