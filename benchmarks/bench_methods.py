@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_methods.py                 # 30 two-object scenes (60 maps), 2 layers
+    python benchmarks/bench_methods.py                 # 30 two-object scenes, 2 layers, ~4 min
     python benchmarks/bench_methods.py --scenes 200 --steps 100 --layers layer4
     python benchmarks/bench_methods.py --quick         # 3 scenes, a smoke run
 
@@ -10,7 +10,7 @@ Model: ``camwidgets.zoo.load("shapes")`` (96x96 input, ``layer4`` is 12x12). Sce
 scenes of a held-out collection (``--seed``, default 100, as ``camwidgets.zoo.evaluate``); one
 map per object, explaining that object's class, at each of ``--layers`` (default ``layer4``, the
 layer the pooled head reads, where Grad-CAM, CAM, XGrad-CAM and HiResCAM coincide in theory,
-and ``layer3``, 6x6, where they do not).
+and ``layer3``, also 12x12 since ``layer4`` has stride 1, where they do not).
 
 Per method, over all maps:
 

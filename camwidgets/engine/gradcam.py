@@ -21,7 +21,7 @@ from .inputs import ImageLike, Prepared, Transform, default_transform, prepare
 from .layers import Discovery, ScoreFn, discover, resolve_layer, scores_of
 from .layouts import NCHW, Layout
 from .methods import METHODS as METHOD_REGISTRY
-from .methods import ClassScore, Method, MethodInputs, get_method
+from .methods import ClassScore, Method, MethodInputs, MethodOutput, get_method
 from .result import CacheInfo, CamResult, Prediction
 
 Target = int | str | None | Sequence[int | str]
@@ -53,11 +53,18 @@ class _ImageEntry:
     gradients: dict[tuple[int, ...], _ClassGradients] = field(default_factory=dict)
     # (classes, sign) -> guided-backpropagation input gradient (N, C, H, W)
     guided: dict[tuple[tuple[int, ...], float], torch.Tensor] = field(default_factory=dict)
+    # (method, classes, sign, layer) -> output of a method that asks to be kept (Score-CAM)
+    outputs: dict[tuple[str, tuple[int, ...], float, str], MethodOutput] = field(
+        default_factory=dict
+    )
 
     def nbytes(self) -> int:
         """Estimated bytes held: activations, about as much again in the retained graph, grads."""
-        guided = sum(g.numel() * g.element_size() for g in self.guided.values())
-        return 2 * self.activation_bytes + sum(g.nbytes() for g in self.gradients.values()) + guided
+        kept = [*self.guided.values()]
+        for out in self.outputs.values():
+            kept += [t for t in (out.weights, out.coarse, out.pixels) if t is not None]
+        extra = sum(t.numel() * t.element_size() for t in kept)
+        return 2 * self.activation_bytes + sum(g.nbytes() for g in self.gradients.values()) + extra
 
 
 class GradCAM:
@@ -217,7 +224,13 @@ class GradCAM:
         classes = self._targets(target, entry.scores, prepared.batched)
         sign = -1.0 if counterfactual else 1.0
         inputs = self._method_inputs(chosen, entry, prepared, classes, name, sign, cache)
-        output = chosen(inputs)
+        key = (chosen.name, classes, sign, name)
+        output = entry.outputs.get(key) if chosen.memoize else None
+        if output is None:
+            output = chosen(inputs)
+            if chosen.memoize:
+                entry.outputs[key] = output
+                self._cache.shrink()
         coarse = output.coarse.float()
         heatmap = F.interpolate(
             coarse.clamp_min(0).unsqueeze(1),

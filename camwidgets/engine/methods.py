@@ -107,6 +107,9 @@ class Method:
     needs_alpha: bool = False
     needs_head: bool = False
     needs_guided: bool = False
+    memoize: bool = False
+    """Keep the output with the cached image, keyed by (name, classes, sign, layer): for
+    methods that are expensive (model passes of their own) and deterministic."""
     supports_counterfactual: bool = True
     no_counterfactual: str = "it is class-agnostic"
     """Why the counterfactual is refused, when ``supports_counterfactual`` is False."""
@@ -278,8 +281,10 @@ class ScoreCAM(Method):
     "increase of confidence" also subtracts f(X_b) of a baseline; the authors' released code,
     torchcam and pytorch-grad-cam all leave it out, and so does this method. No gradients: the
     K masked forwards per image run in batches of ``batch_size`` without autograd, off the
-    engine's gradient cache. The counterfactual is refused: the weights are probabilities, not
-    gradients, so -alpha would only give an empty map.
+    engine's gradient cache; the result is kept with the cached image (``memoize``), so coming
+    back to Score-CAM for the same (image, class, layer) costs nothing. The counterfactual is
+    refused: the weights are probabilities, not gradients, so -alpha would only give an empty
+    map.
 
     Args:
         batch_size: masked images per forward.
@@ -290,6 +295,7 @@ class ScoreCAM(Method):
     """
 
     name = "scorecam"
+    memoize = True
     supports_counterfactual = False
     no_counterfactual = "its weights are softmax probabilities of masked inputs, not gradients"
 

@@ -261,6 +261,7 @@ def test_scorecam_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
     x = images(1, seed=7)
     engine.explain(x, layer="conv2", method=ScoreCAM(progress=False))
     assert "Score-CAM" not in capsys.readouterr().err
+    engine.clear_cache()  # the first run's result is kept with the image
     engine.explain(x, layer="conv2", method=ScoreCAM(batch_size=2, progress=True))
     assert "Score-CAM" in capsys.readouterr().err
 
@@ -486,3 +487,15 @@ def test_pytorch_grad_cam_eigencam_centres_the_activations(
     assert (
         np.abs(minmax(np.maximum(uncentred[0], 0)) - minmax(np.maximum(centred[0], 0))).max() > 1e-2
     )
+
+
+def test_scorecam_is_kept_with_the_cached_image() -> None:
+    engine = GradCAM(tiny_net(), transform=small_transform())
+    x = images(1, seed=16)
+    first = engine.explain(x, layer="conv2", target=3, method=ScoreCAM(progress=False))
+    before = engine.cache_info()
+    again = engine.explain(x, layer="conv2", target=3, method=ScoreCAM(batch_size=3))
+    assert again.cached and engine.cache_info().forwards == before.forwards
+    torch.testing.assert_close(again.coarse, first.coarse, rtol=0, atol=0)
+    other = engine.explain(x, layer="conv2", target=4, method=ScoreCAM(progress=False))
+    assert not other.cached and engine.cache_info().forwards > before.forwards
