@@ -18,8 +18,8 @@ from .cache import ByteLRU
 from .capture import Record, evaluating, recording, unrecoverable
 from .guided import guided_gradients
 from .inputs import ImageLike, Prepared, Transform, default_transform, prepare
-from .layers import Discovery, ScoreFn, discover, resolve_layer, scores_of
-from .layouts import NCHW, Layout
+from .layers import Discovery, ScoreFn, default_layer, discover, resolve_layer, scores_of, stages
+from .layouts import Layout, parse_overrides
 from .methods import METHODS as METHOD_REGISTRY
 from .methods import ClassScore, Method, MethodInputs, MethodOutput, get_method
 from .result import CacheInfo, CamResult, Prediction
@@ -49,6 +49,7 @@ class _ImageEntry:
     scores: torch.Tensor
     records: dict[str, Record]
     activation_bytes: int
+    size: tuple[int, int]  # the input's (H, W): token layouts need it for their grid
     # classes -> alpha per layer (and full gradients where asked) of that class set
     gradients: dict[tuple[int, ...], _ClassGradients] = field(default_factory=dict)
     # (classes, sign) -> guided-backpropagation input gradient (N, C, H, W)
@@ -68,7 +69,8 @@ class _ImageEntry:
 
 
 class GradCAM:
-    """Exact, cached Grad-CAM (Selvaraju et al.) for any CNN, leaving the model as found.
+    """Exact, cached Grad-CAM (Selvaraju et al.) for CNNs and vision transformers, leaving the
+    model as found. Maps may be (N, C, h, w), channels last or patch tokens (see ``layouts``).
 
     For the chosen layer's output A (K channels of h x w) and the raw score Y_c of class c:
 
@@ -90,6 +92,10 @@ class GradCAM:
         device: where inputs go; defaults to the model's own device.
         score_fn: turns a model output that is not a tensor (dict, tuple) into (N, classes).
         cache_bytes: byte budget of the cache of forwards and gradients (default 1 GiB).
+        layouts: state a layer's layout where detection cannot (exotic models):
+            ``{"name": "nchw" | "nhwc" | "tokens" | Layout | callable}``; a callable maps the
+            output (and, identically, its gradient) to (N, C, h, w) by slicing, reshaping and
+            permuting only. By default layouts are detected (see ``camwidgets.engine.layouts``).
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class GradCAM:
         device: str | torch.device | None = None,
         score_fn: ScoreFn | None = None,
         cache_bytes: int = 1 << 30,
+        layouts: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -108,6 +115,7 @@ class GradCAM:
             raise TypeError(f"transform must be callable, got {type(transform).__name__}")
         if score_fn is not None and not callable(score_fn):
             raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
+        overrides = parse_overrides(model, layouts)
         self.model = model
         self.transform: Transform = transform if transform is not None else default_transform()
         self.score_fn = score_fn
@@ -118,29 +126,36 @@ class GradCAM:
         self.channels = int(example.shape[0])
         generator = torch.Generator().manual_seed(0)  # never touch the user's global RNG
         noise = torch.randn((1, *example.shape), generator=generator)
-        found = discover(model, noise.to(self.device, self.dtype), score_fn)
+        found = discover(model, noise.to(self.device, self.dtype), score_fn, overrides)
         self._found: Discovery = found
         shapes = dict(found.candidates)
         self._spatial = frozenset(shapes)
         if not shapes:
             raise ValueError(
-                "the model has no spatial layer: no module outputs an (N, C, h, w) map with "
-                "h*w > 1 that depends on the input, so there is nothing for Grad-CAM to explain"
+                "the model has no spatial layer: no module outputs a map over the image grid "
+                "((N, C, h, w), (N, h, w, C) or patch tokens, h*w > 1) that depends on the "
+                "input, so there is nothing for Grad-CAM to explain; see layouts="
             )
         names = [name for name, _ in found.candidates]
         if layers is not None:
             if isinstance(layers, (str, nn.Module)):
                 layers = [layers]
-            chosen = {resolve_layer(x, model, names, found.outputs, names[-1]) for x in layers}
+            chosen = {
+                resolve_layer(x, model, names, found.outputs, names[-1], found.internal)
+                for x in layers
+            }
             names = [n for n in names if n in chosen]  # keep forward order
         self.layers: list[str] = names
         self.layer_shapes: dict[str, tuple[int, int, int]] = {n: shapes[n] for n in names}
-        self.default_layer: str = names[-1]
+        # The last map before the head (never a pool); a ViT's last-block input norm: see there.
+        self.default_layer: str = default_layer(names, found)
+        # The model's stages or blocks (plus the default): the readable list for a dropdown.
+        self.stages: list[str] = stages(model, names, self.layer_shapes, self.default_layer)
         self.num_classes: int = found.num_classes
         self.classes: list[str] = _class_names(classes, found.num_classes)
         self._clone = frozenset(found.clone) & frozenset(names)
         # How each layer's output lies over the image grid; methods always see (N, C, h, w).
-        self._layouts: dict[str, Layout] = {n: NCHW for n in names}
+        self._layouts: dict[str, Layout] = {n: found.layouts[n] for n in names}
         # Layers a gradient-reading method (Grad-CAM++, ...) was asked at: their full gradients
         # are kept by each later backward, so switching between such methods costs no pass.
         self._full_layers: set[str] = set()
@@ -285,7 +300,9 @@ class GradCAM:
         name = self._layer(layer)
         prepared = self.prepare(image)
         entry = self._forward(prepared.tensor, [name], gradients=False)
-        return self._layouts[name].to_nchw(entry.records[name].value(self.model)).float()
+        return (
+            self._layouts[name].to_nchw(entry.records[name].value(self.model), entry.size).float()
+        )
 
     def scores(self, batch: torch.Tensor | Prepared) -> torch.Tensor:
         """Raw class scores (N, classes) of a preprocessed batch, in eval mode, no gradients."""
@@ -341,7 +358,12 @@ class GradCAM:
                 f"({', '.join(self.layers)}), which the layers= argument restricted"
             )
         return resolve_layer(
-            layer, self.model, self.layers, self._found.outputs, self.default_layer
+            layer,
+            self.model,
+            self.layers,
+            self._found.outputs,
+            self.default_layer,
+            self._found.internal,
         )
 
     def _entry(self, prepared: Prepared) -> _ImageEntry:
@@ -388,7 +410,8 @@ class GradCAM:
             if storage.data_ptr() not in seen:
                 seen.add(storage.data_ptr())
                 nbytes += storage.nbytes()
-        return _ImageEntry(scores=scores, records=records, activation_bytes=nbytes)
+        size = (int(batch.shape[-2]), int(batch.shape[-1]))
+        return _ImageEntry(scores=scores, records=records, activation_bytes=nbytes, size=size)
 
     def _method_inputs(
         self,
@@ -402,7 +425,7 @@ class GradCAM:
     ) -> MethodInputs:
         """Gather what ``method`` needs at ``name``, from the cache or one backward."""
         layout = self._layouts[name]
-        activations = layout.to_nchw(entry.records[name].value(self.model)).float()
+        activations = layout.to_nchw(entry.records[name].value(self.model), entry.size).float()
         alpha = gradients = head = None
         if method.needs_gradients or method.needs_alpha:
             if method.needs_gradients:
@@ -481,10 +504,10 @@ class GradCAM:
             edge = entry.records[layer].edge
             grad = by_edge.get((id(edge.node), edge.output_nr)) if edge is not None else None
             if grad is None:  # the score does not depend on this layer
-                shape = self._layouts[layer].to_nchw(entry.records[layer].output).shape
+                shape = self._layouts[layer].to_nchw(entry.records[layer].output, entry.size).shape
                 grad_nchw = torch.zeros(shape, device=self.device)
             else:
-                grad_nchw = self._layouts[layer].to_nchw(grad).float()
+                grad_nchw = self._layouts[layer].to_nchw(grad, entry.size).float()
             result.alphas[layer] = grad_nchw.mean(dim=(-2, -1))
             if layer in keep:
                 result.full[layer] = grad_nchw
