@@ -499,3 +499,49 @@ def test_scorecam_is_kept_with_the_cached_image() -> None:
     torch.testing.assert_close(again.coarse, first.coarse, rtol=0, atol=0)
     other = engine.explain(x, layer="conv2", target=4, method=ScoreCAM(progress=False))
     assert not other.cached and engine.cache_info().forwards > before.forwards
+
+
+@pytest.mark.parametrize("arch", ["vit", "channels-last"])
+def test_methods_on_token_and_channels_last_layers(arch: str) -> None:
+    from tests.engine.test_layouts import (
+        ChannelsLast,
+        TinyViT,
+        nhwc_to_nchw,
+        seeded,
+        tokens_to_nchw,
+    )
+
+    if arch == "vit":
+        model, layer = seeded(lambda: TinyViT(registers=2)), "blocks.1.norm1"
+        rearrange = tokens_to_nchw(3, SIZE // 8, SIZE // 8)
+    else:
+        model, layer, rearrange = seeded(ChannelsLast), "norm", nhwc_to_nchw
+    before = snapshot(model)
+    engine = GradCAM(model, transform=small_transform())
+    x = images(2, seed=17)
+    module = dict(model.named_modules())[layer]
+    stored: list[torch.Tensor] = []
+
+    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> torch.Tensor:
+        stored[:] = [out]
+        return out.clone()
+
+    handle = module.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            scores = model(x.clone().requires_grad_(True))
+            (grad,) = torch.autograd.grad(scores[0, 1] + scores[1, 3], stored[0])
+    finally:
+        handle.remove()
+    a = rearrange(stored[0].detach()).double().numpy()
+    g = rearrange(grad).double().numpy()
+    for method, reference in REFERENCES.items():
+        res = engine.explain(x, layer=layer, target=[1, 3], method=method)
+        _, coarse = reference(a, g)
+        close(res.coarse, coarse)
+    _, projection = ref_eigencam(a)
+    close(engine.explain(x, layer=layer, method="eigencam").coarse, projection)
+    for method in ("scorecam", "guided-gradcam"):
+        res = engine.explain(x, layer=layer, target=[1, 3], method=method)
+        assert res.coarse.shape == a.shape[:1] + a.shape[2:] and torch.isfinite(res.heatmap).all()
+    assert_unchanged(model, before)
