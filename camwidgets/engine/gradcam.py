@@ -82,7 +82,10 @@ class GradCAM:
     global average pooling + a linear layer. Each distinct image (by content) costs one forward
     that records every candidate layer; each (image, class) costs one ``torch.autograd.grad``
     that yields alpha for every candidate layer from the deepest one asked for so far onward, so
-    switching layer or toggling the counterfactual afterwards runs no model pass.
+    switching layer or toggling the counterfactual afterwards runs no model pass. Grad-CAM++,
+    XGrad-CAM, HiResCAM, LayerCAM, Eigen-CAM, Score-CAM and Guided Grad-CAM are further
+    ``method=`` names (``camwidgets.engine.methods``), read from the same cache;
+    ``guided_backprop`` gives the guided-backpropagation input gradient on its own.
 
     Args:
         model: the network; its output must be (N, classes) raw scores, or see ``score_fn``.

@@ -16,6 +16,18 @@ Adding a method::
             return MethodOutput(None, inputs.activations.mean(dim=1))
 
     register_method(MeanActivation())
+
+Names registered here: "gradcam", "cam", "gradcam++", "xgradcam", "hirescam", "layercam",
+"eigencam", "scorecam" and "guided-gradcam"; each class below gives its formula and paper.
+
+Example:
+    >>> import torch, torchvision
+    >>> from camwidgets import GradCAM
+    >>> engine = GradCAM(torchvision.models.resnet18(num_classes=3).eval())
+    >>> x = torch.randn(1, 3, 64, 64)
+    >>> res = engine.explain(x, layer="layer3", target=2, method="gradcam++")
+    >>> res.weights.shape, engine.explain(x, layer="layer3", target=2, method="layercam").cached
+    (torch.Size([256]), True)
 """
 
 from __future__ import annotations
@@ -122,6 +134,11 @@ class Method:
         raise NotImplementedError
 
 
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float64 where the device has it (not MPS), for sums of small powers."""
+    return t.float() if t.device.type == "mps" else t.double()
+
+
 def weighted_sum(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
     """sum_k w_k A^k: (N, K) x (N, K, h, w) -> (N, h, w)."""
     return torch.einsum("nk,nkhw->nhw", weights, activations)
@@ -184,8 +201,8 @@ class GradCAMPlusPlus(Method):
     def __call__(self, inputs: MethodInputs) -> MethodOutput:
         assert inputs.gradients is not None
         # float64: g^3 of small gradients underflows float32 long before the ratio is small.
-        g = inputs.gradients.double()
-        a = inputs.activations.double()
+        g = _wide(inputs.gradients)
+        a = _wide(inputs.activations)
         g2 = g * g
         denominator = 2 * g2 + a.sum(dim=(-2, -1), keepdim=True) * g2 * g
         usable = (g != 0) & (denominator != 0)
@@ -260,7 +277,7 @@ class EigenCAM(Method):
     def __call__(self, inputs: MethodInputs) -> MethodOutput:
         a = inputs.activations
         n, k, h, w = a.shape
-        matrix = a.double().reshape(n, k, h * w).transpose(1, 2)  # (N, hw, K)
+        matrix = _wide(a).reshape(n, k, h * w).transpose(1, 2)  # (N, hw, K)
         _, _, vh = torch.linalg.svd(matrix, full_matrices=False)
         v1 = vh[:, 0, :]  # (N, K)
         projection = torch.einsum("npk,nk->np", matrix, v1)
