@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import naming, zoo
+    from . import metrics, naming, zoo
     from .engine import CamResult, GradCAM, Prediction
     from .naming import ChannelNames, describe, dissect
     from .widgets.explorer import Explorer
@@ -30,6 +30,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Explorer": (".widgets.explorer", "Explorer"),
     "zoo": (".zoo", None),
     "naming": (".naming", None),
+    "metrics": (".metrics", None),
     "dissect": (".naming", "dissect"),
     "describe": (".naming", "describe"),
     "ChannelNames": (".naming", "ChannelNames"),
@@ -43,6 +44,7 @@ __all__ = [
     "Prediction",
     "describe",
     "dissect",
+    "metrics",
     "naming",
     "zoo",
 ]
