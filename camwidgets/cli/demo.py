@@ -9,7 +9,6 @@ load starts one). SIGTERM, SIGHUP or Ctrl+C stop Voila and every kernel it start
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import signal
@@ -118,7 +117,7 @@ def voila_command(
         "--no-browser",
         "--theme=light",
         # Voila sets allow_remote_access=True itself; its tornado_settings are applied after.
-        f"--Voila.tornado_settings={json.dumps(tornado)}",
+        f"--Voila.tornado_settings={tornado!r}",  # a Python literal (traitlets)
     ]
     if token:
         # The token itself travels in the JUPYTER_TOKEN variable, not in the process list.
@@ -266,7 +265,9 @@ def _shutdown(process: subprocess.Popen[bytes]) -> None:
     Voila's process group: they are found as Voila's descendants before it is stopped.
     """
     # No more signals while cleaning up: a second Ctrl+C must not leave orphans behind.
-    ignored = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    ignored: dict[int, Any] = {
+        sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         descendants = _descendants(process.pid)
         if process.poll() is None:

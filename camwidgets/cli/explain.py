@@ -94,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.save, args.force, inputs)
     from camwidgets.cli.models import load_model
 
-    loaded = load_model(args.model, download=args.download, classes_file=args.classes, size=args.size)
+    loaded = load_model(
+        args.model, download=args.download, classes_file=args.classes, size=args.size
+    )
     for note in loaded.notes:
         print(f"camwidgets explain: warning: {note}", file=sys.stderr)
     picture, source = _picture(args)
@@ -117,7 +119,11 @@ def run(args: argparse.Namespace) -> int:
         lambda: (
             engine.predict(picture, k=args.top),
             engine.explain(
-                picture, layer=layer, target=target, counterfactual=args.counterfactual, method=method
+                picture,
+                layer=layer,
+                target=target,
+                counterfactual=args.counterfactual,
+                method=method,
             ),
         )
     )
@@ -133,8 +139,7 @@ def _picture(args: argparse.Namespace) -> tuple[Any, str]:
         from camwidgets import zoo
 
         scene = zoo.sample_scenes(1, seed=args.seed)[0]
-        picture = Image.fromarray(scene.image) if not isinstance(scene.image, Image.Image) else scene.image
-        return picture.convert("RGB"), f"a generated scene (seed {args.seed})"
+        return Image.fromarray(scene.image).convert("RGB"), f"a generated scene (seed {args.seed})"
     try:
         with Image.open(args.image) as opened:
             picture = ImageOps.exif_transpose(opened).convert("RGB")
@@ -181,7 +186,9 @@ def _method(engine: Any, layer: str, method: str) -> str:
     usable: list[str] = engine.methods(layer)
     if method in usable:
         return method
-    raise UsageError(f"method {method!r} is not usable at {layer}; usable there: {', '.join(usable)}")
+    raise UsageError(
+        f"method {method!r} is not usable at {layer}; usable there: {', '.join(usable)}"
+    )
 
 
 def _target(engine: Any, target: str | None) -> int | None:

@@ -188,4 +188,4 @@ def _crop_start(size: int, crop: int) -> float:
     if crop > size:
         # torchvision pads (crop - size) // 2 on the leading side, then the crop fits exactly.
         return -float((crop - size) // 2)
-    return float(int(round((size - crop) / 2.0)))
+    return float(round((size - crop) / 2.0))

@@ -130,7 +130,9 @@ def _torchvision(spec: str, download: bool) -> LoadedModel:
         member = enum[weights_name]
     except KeyError:
         names = ", ".join(enum.__members__)
-        raise UsageError(f"unknown weights {weights_name!r} for {name}; available: {names}")
+        raise UsageError(
+            f"unknown weights {weights_name!r} for {name}; available: {names}"
+        ) from None
     path = checkpoint_path(name, member)
     label = f"torchvision:{name} ({member})"
     if os.path.isfile(path) or download:
@@ -149,7 +151,9 @@ def _torchvision(spec: str, download: bool) -> LoadedModel:
     )
     classes = list(member.meta["categories"])
     transform = _pil_transform(member.transforms())
-    return LoadedModel(model, classes, transform, f"torchvision:{name} (random weights)", notes=(note,))
+    return LoadedModel(
+        model, classes, transform, f"torchvision:{name} (random weights)", notes=(note,)
+    )
 
 
 def _from_file(path: str, size: int) -> LoadedModel:
@@ -187,8 +191,8 @@ def _from_file(path: str, size: int) -> LoadedModel:
         raise UsageError(_not_a_module(path, model))
     model.eval()
     note = (
-        f"{path}: a pickled nn.Module (torch.save(model)); unpickling runs code stored in the file, "
-        "so load only files you trust"
+        f"{path}: a pickled nn.Module (torch.save(model)); unpickling runs code stored in the "
+        "file, so load only files you trust"
     )
     notes = (
         note,
@@ -196,7 +200,12 @@ def _from_file(path: str, size: int) -> LoadedModel:
         f"{size}, ImageNet mean/std); --size changes the side",
     )
     return LoadedModel(
-        model, None, default_transform(size), f"{path} (pickled nn.Module)", notes=notes, files=(path,)
+        model,
+        None,
+        default_transform(size),
+        f"{path} (pickled nn.Module)",
+        notes=notes,
+        files=(path,),
     )
 
 
@@ -220,7 +229,9 @@ def _is_torchscript(path: str) -> bool:
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as archive:
-        return any("/code/" in name or name.endswith("constants.pkl") for name in archive.namelist())
+        return any(
+            "/code/" in name or name.endswith("constants.pkl") for name in archive.namelist()
+        )
 
 
 def _not_a_module(path: str, content: object) -> str:

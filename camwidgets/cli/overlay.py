@@ -14,7 +14,8 @@ def jet(values: np.ndarray) -> np.ndarray:
     """The classic "jet" colour map: values in [0, 1] -> RGB floats in [0, 1] (..., 3)."""
     v = np.clip(values, 0.0, 1.0)[..., None]
     centres = np.array([0.75, 0.5, 0.25])  # red, green, blue peak positions
-    return np.clip(1.5 - np.abs(4.0 * (v - centres)), 0.0, 1.0)
+    rgb: np.ndarray = np.clip(1.5 - np.abs(4.0 * (v - centres)), 0.0, 1.0)
+    return rgb
 
 
 def overlay(picture: np.ndarray, heat: np.ndarray, inside: np.ndarray) -> np.ndarray:

@@ -62,6 +62,8 @@ def check_output(path: str | Path, force: bool, inputs: Sequence[str | Path]) ->
     try:
         info = os.lstat(path)
     except FileNotFoundError:
+        info = None
+    if info is None:
         parent = Path(path).parent
         if not parent.is_dir():
             raise UsageError(f"cannot write {where!r}: directory {str(parent)!r} does not exist")
@@ -112,11 +114,14 @@ def write_bytes(path: str | Path, data: bytes, force: bool, inputs: Sequence[str
     try:
         fd = os.open(path, flags, 0o666)
     except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise UsageError(f"{where!r} is a symbolic link; camwidgets never writes through one")
-        if err.errno == errno.EEXIST:
-            raise UsageError(f"{where!r} exists; pass --force to replace it")
-        raise
+        # O_EXCL answers EEXIST for a link too: name the link, which is what the user must fix.
+        if err.errno == errno.ELOOP or os.path.islink(path):
+            message = f"{where!r} is a symbolic link; camwidgets never writes through one"
+        elif err.errno == errno.EEXIST:
+            message = f"{where!r} exists; pass --force to replace it"
+        else:
+            raise
+        raise UsageError(message) from err
     with os.fdopen(fd, "wb") as out:
         info = os.fstat(out.fileno())
         if not stat.S_ISREG(info.st_mode):
