@@ -188,6 +188,19 @@ def test_geometry_follows_torchvision(size: tuple[int, int], transform: object) 
     assert not on_picture[~inside].any()
 
 
+def test_a_plain_resize_maps_like_torch_interpolate() -> None:
+    # A tall picture (resampled in blocks of rows) squashed to 96x96: drawing the map back is
+    # exactly a bilinear resize, which torch computes independently.
+    transform = transforms.Compose([transforms.Resize((96, 96)), transforms.ToTensor()])
+    view = geometry(transform, (2100, 70))
+    assert isinstance(view, Geometry) and view.covers_all()
+    values = torch.rand(96, 96, generator=torch.Generator().manual_seed(0))
+    on_picture, inside = view.to_picture(values)
+    expected = F.interpolate(values[None, None], size=(2100, 70), mode="bilinear")[0, 0]
+    assert inside.all()
+    np.testing.assert_allclose(on_picture, expected.numpy(), atol=1e-4)
+
+
 def test_unknown_geometry_is_reported() -> None:
     transform = transforms.Compose([transforms.RandomCrop(32), transforms.ToTensor()])
     why = geometry(transform, (64, 64))

@@ -34,6 +34,7 @@ _NEUTRAL: tuple[type, ...] = (
 )
 _RESIZE: tuple[type, ...] = (transforms.Resize, v2.Resize)
 _CROP: tuple[type, ...] = (transforms.CenterCrop, v2.CenterCrop)
+_ROWS = 1024  # picture rows resampled at once
 
 
 @dataclass(frozen=True)
@@ -88,27 +89,23 @@ class Geometry:
         v = (torch.arange(h, dtype=torch.float64) + 0.5) * sy - oy
         gx = (2.0 * u / mw - 1.0).float()
         gy = (2.0 * v / mh - 1.0).float()
-        grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)
-        sampled = F.grid_sample(
-            values.detach().float().cpu()[None, None],
-            grid[None],
-            mode="bilinear",
-            padding_mode="border",
-            align_corners=False,
-        )[0, 0]
+        source = values.detach().float().cpu()[None, None]
+        rows = []
+        # Blocks of rows keep the sampling grid small for very large photos.
+        for start in range(0, h, _ROWS):
+            block = gy[start : start + _ROWS]
+            grid = torch.stack(torch.meshgrid(block, gx, indexing="ij")[::-1], dim=-1)
+            rows.append(
+                F.grid_sample(
+                    source, grid[None], mode="bilinear", padding_mode="border", align_corners=False
+                )[0, 0]
+            )
+        sampled = torch.cat(rows)
         inside_x = ((u >= 0) & (u <= mw)).numpy()
         inside_y = ((v >= 0) & (v <= mh)).numpy()
         inside = inside_y[:, None] & inside_x[None, :]
         picture_map = np.where(inside, sampled.numpy(), 0.0).astype(np.float32)
         return picture_map, inside
-
-    def to_model(self, x: float, y: float) -> tuple[float, float]:
-        """Model-input coordinates (u, v) of the picture point (x, y)."""
-        return x * self.scale[1] - self.offset[1], y * self.scale[0] - self.offset[0]
-
-    def to_original(self, u: float, v: float) -> tuple[float, float]:
-        """Picture coordinates (x, y) of the model-input point (u, v)."""
-        return (u + self.offset[1]) / self.scale[1], (v + self.offset[0]) / self.scale[0]
 
 
 def geometry(transform: Any, picture: tuple[int, int]) -> Geometry | str:
