@@ -399,6 +399,14 @@ def test_user_errors_are_one_line_with_status_2(
         assert main(["explain", *args]) == 2, args
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and expected in err, (args, err)
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\nCat\ncrane\ncrane\nbird\n")
+    assert main(["explain", "--classes", str(names), "--target", "crane"]) == 2
+    assert "ambiguous (classes 3, 4)" in capsys.readouterr().err
+    assert main(["explain", "--classes", str(names), "--target", "Cat"]) == 0
+    assert "map for 'Cat' (class 2)" in capsys.readouterr().out  # the exact spelling wins
+    assert main(["explain", "--classes", str(names), "--target", "BIRD"]) == 0
+    assert "map for 'bird' (class 5)" in capsys.readouterr().out
     not_a_picture = tmp_path / "text.png"
     not_a_picture.write_text("hello")
     assert main(["explain", str(not_a_picture)]) == 2

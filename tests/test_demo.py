@@ -96,6 +96,8 @@ def test_command_line_choices(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--open", "--no-browser"]) == 2
     assert "not allowed with" in capsys.readouterr().err
     assert main(["demo", "--port", "70000"]) == 2
+    assert main(["demo", "--allow-host", "192.168.1.7"]) == 2
+    assert "an address, not a name" in capsys.readouterr().err
     command = voila_command("voila", 8123, cull_idle=120, token=True, hosts=["demo.lan"])
     assert "--Voila.ip=127.0.0.1" in command and "--port=8123" in command
     # The token travels in the environment, never in the process list.

@@ -75,6 +75,7 @@ def add_parser(subparsers: Any) -> None:
         "--allow-host",
         action="append",
         default=[],
+        type=_host_name,
         metavar="NAME",
         help="another Host name to accept besides localhost and 127.0.0.1 (e.g. behind a proxy)",
     )
@@ -90,6 +91,23 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} is outside 0-65535")
     return value
+
+
+def _host_name(text: str) -> str:
+    """argparse type: a host name (loopback addresses are always accepted, others never)."""
+    import ipaddress
+
+    name = text.strip().lower()
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        if not name or any(c in name for c in "/:@ "):
+            raise argparse.ArgumentTypeError(f"expected a host name, got {text!r}") from None
+        return name
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is an address, not a name: loopback addresses are always accepted, and the "
+        "server listens on 127.0.0.1 only"
+    )
 
 
 def _seconds(text: str) -> int:

@@ -202,12 +202,14 @@ def _target(engine: Any, target: str | None) -> int | None:
         if not 0 <= index < len(classes):
             raise UsageError(f"class index {index} is out of range: the model has {len(classes)}")
         return index
-    if text in classes:
-        return classes.index(text)
     folded = [c.casefold() for c in classes]
-    matches = [i for i, c in enumerate(folded) if c == text.casefold()]
+    exact = [i for i, c in enumerate(classes) if c == text]
+    matches = exact or [i for i, c in enumerate(folded) if c == text.casefold()]
     if len(matches) == 1:
         return matches[0]
+    if matches:  # ImageNet has two "crane"s and two "maillot"s
+        indices = ", ".join(map(str, matches))
+        raise UsageError(f"class name {target!r} is ambiguous (classes {indices}); pass the index")
     close = difflib.get_close_matches(text.casefold(), folded, n=3, cutoff=0.6)
     contains = [c for c in classes if text.casefold() in c.casefold()][:3]
     suggestions = list(dict.fromkeys([classes[folded.index(c)] for c in close] + contains))[:4]
