@@ -235,6 +235,18 @@ class Audit:
             return frame.groupby("target", sort=True).head(k)
         return frame.head(k)
 
+    def figures(self, outliers: int = 12) -> dict[str, Any]:
+        """The report's plotly figures (see :func:`camwidgets.audit.report.report_figures`)."""
+        from .report import report_figures
+
+        return report_figures(self, outliers=outliers)
+
+    def write_report(self, path: str | Path, title: str | None = None) -> Path:
+        """A standalone HTML report (see :func:`camwidgets.audit.report.write_report`)."""
+        from .report import write_report
+
+        return write_report(self, path, title=title)
+
     def image(self, item_id: str) -> Any:
         """The picture behind ``item_id`` (anything the engine takes), from the source."""
         source = self.source if self.source is not None else self._reopen()
