@@ -132,12 +132,18 @@ def run_ray(
             worker_source = None
         else:
             raise TypeError(f"the Ray backend cannot read a {type(source).__name__}")
+        actors = concurrency or _default_concurrency(ray, num_gpus, num_cpus)
+        pool = (
+            ray.data.ActorPoolStrategy(min_size=actors[0], max_size=actors[1])
+            if isinstance(actors, tuple)
+            else ray.data.ActorPoolStrategy(size=actors)
+        )
         results = data.map_batches(
             AuditWorker,
             fn_constructor_args=(spec, settings, worker_source, "cuda" if num_gpus else None),
             batch_size=batch_size,
             batch_format="numpy",
-            concurrency=concurrency or _default_concurrency(ray, num_gpus, num_cpus),
+            compute=pool,
             num_gpus=num_gpus or None,
             num_cpus=num_cpus,
         )

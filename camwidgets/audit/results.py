@@ -247,6 +247,12 @@ class Audit:
 
         return write_report(self, path, title=title)
 
+    def gallery(self, explorer: Any = None, count: int = 12) -> Any:
+        """A widget of the outliers that opens one in the Explorer (needs ipywidgets)."""
+        from camwidgets.widgets.gallery import Gallery
+
+        return Gallery(self, explorer=explorer, count=count)
+
     def image(self, item_id: str) -> Any:
         """The picture behind ``item_id`` (anything the engine takes), from the source."""
         source = self.source if self.source is not None else self._reopen()

@@ -200,6 +200,16 @@ def audit(
             raise ValueError(f"{what} must be a positive int, got {value!r}")
     if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or tolerance < 0:
         raise ValueError(f"tolerance must be a non-negative number of pixels, got {tolerance!r}")
+    if concurrency is not None and not (
+        (isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1)
+        or (
+            isinstance(concurrency, tuple)
+            and len(concurrency) == 2
+            and all(isinstance(v, int) and v >= 1 for v in concurrency)
+            and concurrency[0] <= concurrency[1]
+        )
+    ):
+        raise ValueError(f"concurrency must be a positive int or (min, max), got {concurrency!r}")
     if resume and overwrite:
         raise ValueError("resume=True and overwrite=True contradict each other; pick one")
     if backend == "local" and (address is not None or concurrency is not None or num_gpus):
