@@ -110,7 +110,7 @@ def _model(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
     model: Any
     try:
-        model = torch.jit.load(str(path), map_location="cpu")
+        model = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
     except RuntimeError:
         # Not TorchScript: a whole pickled module (which runs code from the file: trust it).
         model = torch.load(path, map_location="cpu", weights_only=False)
@@ -131,7 +131,14 @@ def run(args: argparse.Namespace) -> int:
     """Run the audit the arguments describe; 0 on success, 2 on a usage error."""
     try:
         return _run(args)
-    except (UsageError, ValueError, TypeError, FileExistsError, FileNotFoundError, ImportError) as err:
+    except (
+        UsageError,
+        ValueError,
+        TypeError,
+        FileExistsError,
+        FileNotFoundError,
+        ImportError,
+    ) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"camwidgets audit: error: {message}", file=sys.stderr)
         return 2
@@ -147,7 +154,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--force and --resume contradict each other; pick one")
     if out.exists() and not (args.force or args.resume):
         what = "an audit" if is_audit(out) else "something that is not an audit"
-        raise UsageError(f"{out} exists ({what}); pass --force to overwrite or --resume to continue")
+        raise UsageError(
+            f"{out} exists ({what}); pass --force to overwrite or --resume to continue"
+        )
     if report is not None and report.exists() and not args.force:
         raise UsageError(f"{report} exists; pass --force to overwrite it")
     if report is not None and report.suffix.lower() not in (".html", ".htm"):
@@ -181,14 +190,19 @@ def _run(args: argparse.Namespace) -> int:
     if report is not None:
         result.write_report(report)
     if not args.quiet:
-        print(f"{len(result)} images audited -> {out}" + (f"; report -> {report}" if report else ""))
+        print(
+            f"{len(result)} images audited -> {out}" + (f"; report -> {report}" if report else "")
+        )
         for s in result.summary():
             extra = "".join(
                 f", {label} {value:.0%}"
                 for label, value in (("in masks", s.in_mask), ("in boxes", s.in_boxes))
                 if value is not None
             )
-            print(f"  {s.name:>14s}: n={s.count}, average map peaks at (x={s.peak[1]}, y={s.peak[0]}) px{extra}")
+            print(
+                f"  {s.name:>14s}: n={s.count}, average map peaks at "
+                f"(x={s.peak[1]}, y={s.peak[0]}) px{extra}"
+            )
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -84,7 +84,8 @@ def resolve_target(target: Any, classes: Sequence[str]) -> TargetSpec:
             )
         return int(target)
     raise TypeError(
-        f"target must be 'pred', 'label', a class index or a class name, got {type(target).__name__}"
+        "target must be 'pred', 'label', a class index or a class name, "
+        f"got {type(target).__name__}"
     )
 
 
@@ -150,7 +151,11 @@ def _target_of(item: Item, spec: TargetSpec, classes: Sequence[str]) -> int | No
     if spec == "label":
         index = label_index(item.label, classes)
         if index is None:
-            why = "has no label" if item.label is None else f"has label {item.label!r}, not a class of the model"
+            why = (
+                "has no label"
+                if item.label is None
+                else f"has label {item.label!r}, not a class of the model"
+            )
             raise ValueError(f"target='label' but item {item.id!r} {why}")
         return index
     assert isinstance(spec, int)
@@ -171,7 +176,7 @@ def _rows(
     res = engine.explain(
         batch,
         layer=settings.layer,
-        target=targets,
+        target=cast(Any, targets),  # None entries mean the top-1, which the engine accepts
         counterfactual=settings.counterfactual,
         method=settings.method,
         cache=False,
@@ -192,10 +197,18 @@ def _rows(
     rows, cols = peaks(heat)
     shares = region_shares(heat, settings.regions)
     in_mask, hit_mask = _inside(
-        heat, rows, cols, [_mask_for(it, s, (height, width)) for it, s in zip(items, sizes, strict=True)], settings
+        heat,
+        rows,
+        cols,
+        [_mask_for(it, s, (height, width)) for it, s in zip(items, sizes, strict=True)],
+        settings,
     )
     in_boxes, hit_boxes = _inside(
-        heat, rows, cols, [_boxes_for(it, s, (height, width)) for it, s in zip(items, sizes, strict=True)], settings
+        heat,
+        rows,
+        cols,
+        [_boxes_for(it, s, (height, width)) for it, s in zip(items, sizes, strict=True)],
+        settings,
     )
     labels = [label_index(it.label, engine.classes) for it in items]
     label_names = [

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .compute import Settings, explain_items
-from .sources import DatasetSource, IndexedSource, LoaderSource, RayDatasetSource, Source, items_from_columns
+from .sources import (
+    DatasetSource,
+    IndexedSource,
+    LoaderSource,
+    RayDatasetSource,
+    Source,
+    items_from_columns,
+)
 from .store import AuditStore
 
 if TYPE_CHECKING:
@@ -30,7 +37,7 @@ def require_ray() -> Any:
     """Import Ray (with Ray Data), or say which extra brings it."""
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise ImportError(
             'the Ray backend needs Ray Data, which is not installed: pip install "camwidgets[ray]"'

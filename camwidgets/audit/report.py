@@ -85,7 +85,10 @@ def report_figures(result: Audit | str | Path, outliers: int = 12) -> dict[str, 
     if not summaries:
         raise ValueError(f"the audit at {str(result.path)!r} has no rows yet")
     names = [s.name for s in summaries]
-    size = (int(result.table.column("input_h")[0].as_py()), int(result.table.column("input_w")[0].as_py()))
+    size = (
+        int(result.table.column("input_h")[0].as_py()),
+        int(result.table.column("input_w")[0].as_py()),
+    )
     figures: dict[str, go.Figure] = {
         "averages": class_average_figure(
             names,

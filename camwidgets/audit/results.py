@@ -151,7 +151,8 @@ class Audit:
                 "averages need one input size: give the model a transform that resizes"
             )
         values = table.column("coarse").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        return values.astype(np.float32).reshape(len(heights), int(heights[0]), int(widths[0]))
+        maps: np.ndarray = values.astype(np.float32)
+        return maps.reshape(len(heights), int(heights[0]), int(widths[0]))
 
     @cached_property
     def maps(self) -> np.ndarray:
@@ -164,7 +165,8 @@ class Audit:
 
     def _column(self, name: str) -> np.ndarray:
         """A column as a numpy array (nulls as NaN / None)."""
-        return self.table.column(name).to_numpy(zero_copy_only=False)
+        values: np.ndarray = self.table.column(name).to_numpy(zero_copy_only=False)
+        return values
 
     def summary(self) -> list[ClassSummary]:
         """One :class:`ClassSummary` per explained class, in class order."""
@@ -213,7 +215,9 @@ class Audit:
         """The model-input size of the rows (the first row's)."""
         if len(self) == 0:
             return (1, 1)
-        return int(self.table.column("input_h")[0].as_py()), int(self.table.column("input_w")[0].as_py())
+        return int(self.table.column("input_h")[0].as_py()), int(
+            self.table.column("input_w")[0].as_py()
+        )
 
     def distances(self) -> np.ndarray:
         """Each image's distance to its class average, in [0, 1]; NaN for all-zero maps."""

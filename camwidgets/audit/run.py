@@ -144,7 +144,8 @@ def audit(
     or boxes -- the share inside them and the pointing-game hit. With ``M`` the ReLU'd map and
     ``R`` a region (or mask):
 
-        share(R) = sum_{(i,j) in R} M_ij / sum_ij M_ij         hit = argmax M lies in R (+- tolerance)
+        share(R) = sum_{(i,j) in R} M_ij / sum_ij M_ij
+        hit(R)   = argmax M lies in R (within ``tolerance`` pixels)
 
     Rows are written as they are produced (a part file at least every ``seconds_per_part``), so
     a stopped run resumes with ``resume=True`` without explaining what is written.
@@ -219,10 +220,14 @@ def audit(
     engine = model if isinstance(model, GradCAM) else spec.build(device)
     name = engine.default_layer if layer is None else layer
     if name not in engine.layers:
-        raise ValueError(f"unknown layer {layer!r}; the engine's layers: {', '.join(engine.layers)}")
+        raise ValueError(
+            f"unknown layer {layer!r}; the engine's layers: {', '.join(engine.layers)}"
+        )
     usable = engine.methods(name)
     if method not in usable:
-        raise ValueError(f"method {method!r} is not usable at {name!r}; usable: {', '.join(usable)}")
+        raise ValueError(
+            f"method {method!r} is not usable at {name!r}; usable: {', '.join(usable)}"
+        )
     if counterfactual and method == "cam":
         raise ValueError("method 'cam' has no counterfactual")
     settings = Settings(

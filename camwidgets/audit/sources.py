@@ -183,7 +183,9 @@ class DatasetSource(IndexedSource):
 
     def __init__(self, dataset: Any) -> None:
         if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
-            raise TypeError(f"a dataset needs __len__ and __getitem__; got {type(dataset).__name__}")
+            raise TypeError(
+                f"a dataset needs __len__ and __getitem__; got {type(dataset).__name__}"
+            )
         self.dataset = dataset
 
     def __len__(self) -> int:
@@ -194,7 +196,11 @@ class DatasetSource(IndexedSource):
 
     def describe(self) -> dict[str, Any]:
         kind = type(self.dataset)
-        return {"kind": "dataset", "type": f"{kind.__module__}.{kind.__qualname__}", "count": len(self)}
+        return {
+            "kind": "dataset",
+            "type": f"{kind.__module__}.{kind.__qualname__}",
+            "count": len(self),
+        }
 
 
 class ScenesSource(IndexedSource):
@@ -262,14 +268,18 @@ class ScenesSource(IndexedSource):
             if not sep:
                 key, value = "n", part
             if key not in ("n", "seed", "mark", "objects", "size"):
-                raise ValueError(f"unknown option {key!r} in {spec!r}; use n, seed, mark, objects, size")
+                raise ValueError(
+                    f"unknown option {key!r} in {spec!r}; use n, seed, mark, objects, size"
+                )
             if key == "mark":
                 options[key] = value
             else:
                 try:
                     options[key] = int(value)
                 except ValueError:
-                    raise ValueError(f"option {key!r} in {spec!r} must be an int, got {value!r}") from None
+                    raise ValueError(
+                        f"option {key!r} in {spec!r} must be an int, got {value!r}"
+                    ) from None
         return cls(**options)
 
 
@@ -313,7 +323,8 @@ class RayDatasetSource:
         columns = set(dataset.columns(fetch_if_missing=True) or [])
         if not columns & {"image", "path"}:
             raise ValueError(
-                f"a Ray Dataset to audit needs an 'image' or a 'path' column; it has {sorted(columns)}"
+                "a Ray Dataset to audit needs an 'image' or a 'path' column; "
+                f"it has {sorted(columns)}"
             )
         if not columns & {"id", "path"}:
             raise ValueError(
@@ -463,7 +474,7 @@ def _mask(mask: Any, index: int) -> np.ndarray | None:
         return None
     array = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
     if array.ndim == 3:
-        array = array.any(axis=0)
+        array = np.asarray(array.any(axis=0))
     if array.ndim != 2:
         raise ValueError(f"mask of element {index} must be (H, W) or (M, H, W), got {array.shape}")
     return array.astype(bool)

@@ -76,7 +76,9 @@ def regions_from(spec: int | tuple[int, int] | Mapping[str, Sequence[float]]) ->
                 )
             top, left, bottom, right = values
             if not (top < bottom and left < right):
-                raise ValueError(f"region {name!r} is empty: {values!r} (need top<bottom, left<right)")
+                raise ValueError(
+                    f"region {name!r} is empty: {values!r} (need top<bottom, left<right)"
+                )
             out.append((str(name), (top, left, bottom, right)))
         return tuple(out)
     raise TypeError(
@@ -102,7 +104,8 @@ def peaks(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _totals(maps: np.ndarray) -> np.ndarray:
     """Each map's total mass, in float64 so shares of large maps add up."""
-    return maps.reshape(maps.shape[0], -1).sum(axis=1, dtype=np.float64)
+    totals: np.ndarray = maps.reshape(maps.shape[0], -1).sum(axis=1, dtype=np.float64)
+    return totals
 
 
 def region_shares(maps: np.ndarray, regions: Regions) -> np.ndarray:
@@ -152,18 +155,21 @@ def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     if mask.shape == (height, width):
         return mask
     # Pixel centres of the target grid mapped back onto the source grid.
-    ys = np.minimum(((np.arange(height) + 0.5) * mask.shape[0] / height).astype(int), mask.shape[0] - 1)
-    xs = np.minimum(((np.arange(width) + 0.5) * mask.shape[1] / width).astype(int), mask.shape[1] - 1)
+    ys = np.minimum(
+        ((np.arange(height) + 0.5) * mask.shape[0] / height).astype(int), mask.shape[0] - 1
+    )
+    xs = np.minimum(
+        ((np.arange(width) + 0.5) * mask.shape[1] / width).astype(int), mask.shape[1] - 1
+    )
     out: np.ndarray = mask[ys[:, None], xs[None, :]]
     return out
 
 
-def scale_boxes(
-    boxes: np.ndarray, source: tuple[int, int], target: tuple[int, int]
-) -> np.ndarray:
+def scale_boxes(boxes: np.ndarray, source: tuple[int, int], target: tuple[int, int]) -> np.ndarray:
     """Pixel boxes ``(M, 4)`` of a ``source`` (H, W) image rescaled to a ``target`` (H, W) one."""
     sy, sx = target[0] / source[0], target[1] / source[1]
-    return np.asarray(boxes, dtype=np.float64) * np.array([sy, sx, sy, sx])
+    scaled: np.ndarray = np.asarray(boxes, dtype=np.float64) * np.array([sy, sx, sy, sx])
+    return scaled
 
 
 def boxes_mask(boxes: np.ndarray, height: int, width: int) -> np.ndarray:

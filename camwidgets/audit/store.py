@@ -57,7 +57,8 @@ def require_pyarrow() -> Any:
         import pyarrow
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError(
-            'the audit writes Parquet with pyarrow, which is not installed: pip install "camwidgets[audit]"'
+            "the audit writes Parquet with pyarrow, which is not installed: "
+            'pip install "camwidgets[audit]"'
         ) from None
     return pyarrow
 

@@ -8,7 +8,7 @@ peak marker given in input pixels lands where the upsampled map peaks.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -74,9 +74,7 @@ def class_average_figure(
         raise ValueError("need one (h, w) average map and one peak per class name")
     height, width = input_size
     rows, cols = _grid(len(names), max_cols)
-    titles = [
-        f"{n} (n={counts[i]})" if counts is not None else n for i, n in enumerate(names)
-    ]
+    titles = [f"{n} (n={counts[i]})" if counts is not None else n for i, n in enumerate(names)]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles or None,
                         horizontal_spacing=0.02, vertical_spacing=0.08)  # fmt: skip
     top = float(averages.max(initial=0.0)) or 1.0
@@ -93,7 +91,9 @@ def class_average_figure(
                 showscale=i == 0,
                 colorbar={"title": {"text": "share"}, "len": 0.8},
                 name=names[i],
-                hovertemplate="x=%{x:.0f}px y=%{y:.0f}px<br>share %{z:.4f}<extra>%{fullData.name}</extra>",
+                hovertemplate=(
+                    "x=%{x:.0f}px y=%{y:.0f}px<br>share %{z:.4f}<extra>%{fullData.name}</extra>"
+                ),
             ),
             row=r + 1,
             col=c + 1,
@@ -192,7 +192,7 @@ def region_share_figure(
 
 def inside_figure(
     names: Sequence[str],
-    measures: dict[str, Sequence[float | None]],
+    measures: Mapping[str, Sequence[float | None]],
 ) -> go.Figure:
     """Per class, the mean share of mass inside the objects and the pointing-game hit rate.
 

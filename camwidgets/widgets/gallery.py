@@ -34,7 +34,9 @@ def thumbnail(pixels: np.ndarray, coarse: np.ndarray, side: int = 128) -> bytes:
     weight = 0.6 * scaled[..., None]
     blend = pixels.astype(np.float64) * (1 - weight) + red * weight
     image = Image.fromarray(blend.clip(0, 255).round().astype(np.uint8))
-    image = image.resize((side, round(side * pixels.shape[0] / pixels.shape[1])), Image.Resampling.BILINEAR)
+    image = image.resize(
+        (side, round(side * pixels.shape[0] / pixels.shape[1])), Image.Resampling.BILINEAR
+    )
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -79,7 +81,11 @@ class Gallery:
         cards = []
         self.buttons: dict[str, widgets.Button] = {}
         for position, item_id, name, distance in zip(
-            self.rows.index, self.rows["id"], self.rows["target_name"], self.rows["distance"], strict=True
+            self.rows.index,
+            self.rows["id"],
+            self.rows["target_name"],
+            self.rows["distance"],
+            strict=True,
         ):
             item_id = str(item_id)
             button = widgets.Button(description="open", tooltip=f"open {item_id} in the explorer",
@@ -89,7 +95,11 @@ class Gallery:
             parts: list[widgets.Widget] = []
             try:
                 pixels = picture(self.audit.image(item_id), size)
-                parts.append(widgets.Image(value=thumbnail(pixels, self.audit.coarse[position]), format="png"))
+                parts.append(
+                    widgets.Image(
+                        value=thumbnail(pixels, self.audit.coarse[position]), format="png"
+                    )
+                )
             except (ValueError, KeyError, OSError):
                 parts.append(widgets.HTML("<i>picture unavailable</i>"))
             label = f"<b>{_escape(item_id)[-24:]}</b><br>{_escape(str(name))}, d={distance:.2f}"
@@ -119,7 +129,9 @@ class Gallery:
             from ..zoo import load
 
             bundle = load(str(name))
-            self._explorer = Explorer(bundle.model, classes=bundle.classes, transform=bundle.transform)
+            self._explorer = Explorer(
+                bundle.model, classes=bundle.classes, transform=bundle.transform
+            )
         return self._explorer
 
     def open(self, item_id: str) -> None:
