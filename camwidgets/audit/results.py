@@ -226,6 +226,8 @@ class Audit:
         out = np.full(len(maps), np.nan)
         for summary in self.summary():
             rows = (targets == summary.index) & (maps.reshape(len(maps), -1).sum(axis=1) > 0)
+            if not rows.any():
+                continue  # every map of this class is empty: nothing to compare
             diff = np.abs(maps[rows] - summary.average[None]).reshape(int(rows.sum()), -1)
             out[rows] = 0.5 * diff.sum(axis=1)
         return out

@@ -21,7 +21,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[Any]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    for attempt in range(3):
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            break
+        except Exception as error:  # Ray gives its raylet a fixed 30 s to register
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(error):
+                raise
     try:
         yield ray
     finally:
