@@ -46,8 +46,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from camwidgets import GradCAM  # noqa: E402
-from camwidgets.audit import audit  # noqa: E402
+from camwidgets import GradCAM
+from camwidgets.audit import audit
 
 
 def build(name: str) -> GradCAM:

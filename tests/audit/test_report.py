@@ -96,10 +96,27 @@ def test_layering_audit_imports_no_plotting_and_figures_no_torch() -> None:
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("\n")[0] == "[]"
     figures_only = subprocess.run(
-        [sys.executable, "-c", "import sys, camwidgets.figures.audit; print('torch' in sys.modules)"],
+        [
+            sys.executable,
+            "-c",
+            "import sys, camwidgets.figures.audit; print('torch' in sys.modules)",
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
     )
     assert figures_only.returncode == 0, figures_only.stderr
     assert figures_only.stdout.strip() == "False"
+    # The CLI hook is imported when the main parser is built: it must stay light.
+    hook = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, camwidgets.audit.command; print('torch' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert hook.returncode == 0, hook.stderr
+    assert hook.stdout.strip() == "False"
