@@ -155,7 +155,12 @@ def run_ray(
             num_cpus=num_cpus,
         )
         with tqdm(total=total, disable=not progress, unit="img", desc="audit (ray)") as bar:
+            seen: set[str] = set()
             for table in results.iter_batches(batch_format="pyarrow", batch_size=None):
+                ids = table.column("id").to_pylist()
+                if seen.intersection(ids) or len(set(ids)) != len(ids):
+                    raise ValueError("two rows have the same id; ids must be unique")
+                seen.update(ids)
                 store.append(table)
                 bar.update(table.num_rows)
     finally:

@@ -216,6 +216,8 @@ def audit(
     if backend == "local" and (address is not None or concurrency is not None or num_gpus):
         raise ValueError("address, concurrency and num_gpus are Ray options: use backend='ray'")
 
+    if isinstance(model, GradCAM) and device is not None:
+        raise TypeError("with a GradCAM engine as the model, give no device: the engine has one")
     spec = engine_spec(model, classes, transform)
     engine = model if isinstance(model, GradCAM) else spec.build(device)
     name = engine.default_layer if layer is None else layer
