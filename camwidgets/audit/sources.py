@@ -301,8 +301,10 @@ class LoaderSource:
 
     def items(self, skip: frozenset[str] = frozenset()) -> Iterator[Item]:
         position = 0
+        # batch_size=None: the loader yields single elements, not collated batches.
+        batched = getattr(self.loader, "batch_sampler", None) is not None
         for batch in self.loader:
-            for element in _uncollate(batch):
+            for element in _uncollate(batch) if batched else [batch]:
                 item = item_from(element, position)
                 position += 1
                 if item.id not in skip:
