@@ -24,6 +24,18 @@ __all__ = [
 ]
 
 
+# Jet whose low end fades out, so a map drawn over a picture leaves the picture visible where
+# the map is weak (a uniform opacity tints the whole picture blue).
+FADING_JET = [
+    [0.0, "rgba(0,0,131,0)"],
+    [0.15, "rgba(0,60,170,0.35)"],
+    [0.35, "rgba(5,255,255,0.6)"],
+    [0.6, "rgba(255,255,0,0.75)"],
+    [0.85, "rgba(250,0,0,0.85)"],
+    [1.0, "rgba(128,0,0,0.9)"],
+]
+
+
 def _grid(count: int, max_cols: int) -> tuple[int, int]:
     """Rows and columns of a small-multiples grid for ``count`` panels."""
     cols = max(1, min(count, max_cols))
@@ -232,7 +244,6 @@ def outlier_figure(
     maps: np.ndarray,
     pictures: Sequence[np.ndarray | None] | None = None,
     max_cols: int = 6,
-    opacity: float = 0.5,
 ) -> go.Figure:
     """The images whose maps are furthest from their class average, map over the picture.
 
@@ -241,7 +252,6 @@ def outlier_figure(
         maps: (N, h, w) maps to draw (at the layer's resolution).
         pictures: uint8 (H, W, 3) picture per image, or None to draw the map alone.
         max_cols: panels per row.
-        opacity: of the map over a picture.
     """
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 3 or maps.shape[0] != len(titles):
@@ -268,8 +278,7 @@ def outlier_figure(
                 zmin=0.0,
                 zmax=top,
                 zsmooth="best",
-                colorscale="Jet",
-                opacity=opacity if picture is not None else 1.0,
+                colorscale=FADING_JET if picture is not None else "Jet",
                 showscale=False,
                 hovertemplate="x=%{x:.0f} y=%{y:.0f}: %{z:.3g}<extra></extra>",
             ),
