@@ -17,7 +17,8 @@ Scenarios, on the same pictures (generated before timing, held in memory):
           normalise) per image, as a real folder of images would (without the file decoding);
 (ray)     the (pictures) audit with ``backend="ray"`` on ``ray.init(num_cpus=threads)``, one
           engine per actor, ``concurrency`` actors; the time includes starting the actors and
-          loading the model in each (a fresh pool per call), not ``ray.init`` (reported apart).
+          loading the model in each (a fresh pool per call), not ``ray.init`` (reported apart);
+          the steady row is the rate between the first and the last result written.
 
 Local scenarios are interleaved in every repeat; medians are reported. ``torch`` uses
 ``--threads`` threads in-process; Ray actors get one thread each (Ray sets OMP_NUM_THREADS to
@@ -73,6 +74,17 @@ def pictures(name: str, n: int) -> list[np.ndarray]:
     return [rng.integers(0, 256, size=(256, 256, 3), dtype=np.uint8) for _ in range(n)]
 
 
+def steady_rate(folder: Path) -> float:
+    """Images/s between the first and the last part file written (actor start-up excluded)."""
+    import pyarrow.parquet as pq
+
+    parts = sorted(folder.glob("part-*.parquet"), key=lambda p: p.stat().st_mtime)
+    if len(parts) < 2:
+        return float("nan")
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts[1:])
+    return rows / (parts[-1].stat().st_mtime - parts[0].stat().st_mtime)
+
+
 def timed(fn: Callable[[], Any]) -> float:
     """Wall seconds of one call."""
     start = time.perf_counter()
@@ -109,10 +121,15 @@ def main(argv: list[str] | None = None) -> int:
             batch = torch.stack(tensors[i : i + args.batch_size])
             engine.explain(batch, layer, cache=False)
 
+    steady: list[float] = []
+
     def run_audit(data: list[Any], backend: str = "local") -> None:
         options: dict[str, Any] = {}
         if backend == "ray":
+            # Every result table becomes a part file at once, so the parts' times tell the
+            # steady rate once the actors are up.
             options["concurrency"] = args.concurrency or args.threads
+            options["seconds_per_part"] = 0.0
         audit(
             data,
             spec,
@@ -124,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             backend=backend,  # type: ignore[arg-type]
             **options,
         )
+        if backend == "ray":
+            steady.append(steady_rate(work / f"{backend}.parquet"))
 
     run_engine()  # warm-up, untimed
     samples: dict[str, list[float]] = {"engine": [], "tensors": [], "pictures": []}
@@ -157,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         seconds = statistics.median(values)
         print(f"| {name} | {seconds:.2f} | {args.n / seconds:.0f} | {floor / seconds:.2f}x |")
     if ray_init is not None:
+        rate = statistics.median(steady)
+        print(
+            f"| ray, steady (after the actors started) | - | {rate:.0f} | "
+            f"{rate * floor / args.n:.2f}x |"
+        )
         print(f"(ray.init: {ray_init:.1f} s, not included; the ray row includes actor start-up)")
     return 0
 

@@ -358,6 +358,15 @@ def items_from_columns(batch: Mapping[str, Any]) -> list[Item]:
     items = []
     for i in range(count):
         image = batch[key][i]
+        if (
+            isinstance(image, np.ndarray)
+            and image.dtype.kind == "f"
+            and image.ndim == 3
+            and image.shape[0] in (1, 3, 4)
+            and image.shape[-1] not in (1, 3, 4)
+        ):
+            # Ray hands tensors over as numpy: a float (C, H, W) array is a preprocessed tensor.
+            image = torch.from_numpy(np.ascontiguousarray(image))
         element: dict[str, Any] = {"image": str(image) if key == "path" else image}
         for name in ("label", "mask", "boxes"):
             if name in batch:
