@@ -173,6 +173,11 @@ def _rows(
     """One engine call for a batch of equal-shape inputs, then the statistics."""
     import pyarrow as pa
 
+    # Masks and boxes are checked and scaled before the model pass, so a bad one costs none.
+    height, width = int(batch.shape[-2]), int(batch.shape[-1])
+    pairs = list(zip(items, sizes, strict=True))
+    masks = [_mask_for(it, s, (height, width)) for it, s in pairs]
+    boxes = [_boxes_for(it, s, (height, width)) for it, s in pairs]
     res = engine.explain(
         batch,
         layer=settings.layer,
@@ -190,26 +195,13 @@ def _rows(
     scores = [res.score] if isinstance(res.score, float) else list(res.score)
     probs = [res.probability] if isinstance(res.probability, float) else list(res.probability)
     top = logits.softmax(dim=1).topk(min(settings.top_k, logits.shape[1]), dim=1)
-    height, width = heat.shape[-2:]
 
     totals = heat.reshape(n, -1).sum(axis=1, dtype=np.float64)
     empty = totals <= 0
     rows, cols = peaks(heat)
     shares = region_shares(heat, settings.regions)
-    in_mask, hit_mask = _inside(
-        heat,
-        rows,
-        cols,
-        [_mask_for(it, s, (height, width)) for it, s in zip(items, sizes, strict=True)],
-        settings,
-    )
-    in_boxes, hit_boxes = _inside(
-        heat,
-        rows,
-        cols,
-        [_boxes_for(it, s, (height, width)) for it, s in zip(items, sizes, strict=True)],
-        settings,
-    )
+    in_mask, hit_mask = _inside(heat, rows, cols, masks, settings)
+    in_boxes, hit_boxes = _inside(heat, rows, cols, boxes, settings)
     labels = [label_index(it.label, engine.classes) for it in items]
     label_names = [
         engine.classes[i] if i is not None else (it.label if isinstance(it.label, str) else None)

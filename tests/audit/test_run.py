@@ -229,3 +229,14 @@ def test_zoo_scenes_reopen_and_give_masks_and_boxes(tmp_path: Path) -> None:
     assert frame["in_mask"].notna().all() and frame["in_boxes"].notna().all()
     assert (frame["in_boxes"] >= frame["in_mask"] - 1e-6).all()  # a box contains its mask
     assert list(frame["label"]) == [make_scene(3, i, mark="correct").labels[0] for i in range(6)]
+
+
+def test_a_mask_of_the_wrong_size_fails_before_the_model_pass(
+    tmp_path: Path, model: SmallNet
+) -> None:
+    engine = GradCAM(model, classes=CLASSES, transform=transform())
+    before = engine.cache_info().forwards
+    data = [(picture(0), 1, np.zeros((10, 10), bool))]
+    with pytest.raises(ValueError, match="mask of item '0' is 10x10 but the image is 32x32"):
+        audit(data, engine, tmp_path / "a.parquet", progress=False)
+    assert engine.cache_info().forwards == before
