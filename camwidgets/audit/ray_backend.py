@@ -3,9 +3,9 @@
 Indexable sources (folders, path lists, torch datasets, zoo scenes) travel as a small
 picklable object: the Ray dataset holds only the indices still to do, and each actor loads its
 items itself, so pictures never pass through the driver. A Ray Dataset is mapped as it is
-(filtered by id when resuming). Every actor computes rows with the same
-:func:`~camwidgets.audit.compute.explain_items` as the local backend; the driver streams the
-result tables into the same Parquet store, so resuming works the same way.
+(when resuming, the actors drop the rows whose ids are written). Every actor computes rows with
+the same :func:`~camwidgets.audit.compute.explain_items` as the local backend; the driver
+streams the result tables into the same Parquet store, so resuming works the same way.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class AuditWorker:
         source: an indexable source to load items from by ``index``; None when the batches
             carry the images themselves (a Ray Dataset).
         device: where this actor's engine runs ("cuda" when the actor holds a GPU).
+        skip: ids already written (a resumed Ray Dataset): dropped before explaining.
     """
 
     def __init__(
@@ -62,16 +63,18 @@ class AuditWorker:
         settings: Settings,
         source: IndexedSource | None,
         device: str | None,
+        skip: frozenset[str] = frozenset(),
     ) -> None:
         self.engine = spec.build(device, own=True)
         self.settings = settings
         self.source = source
+        self.skip = skip
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         if self.source is not None:
             items = [self.source.load(int(i)) for i in batch["index"]]
         else:
-            items = items_from_columns(batch)
+            items = [it for it in items_from_columns(batch) if it.id not in self.skip]
         return explain_items(self.engine, items, self.settings)
 
 
@@ -131,10 +134,7 @@ def run_ray(
             data = ray.data.from_items([{"index": i} for i in todo])
             worker_source = source
         elif isinstance(source, RayDatasetSource):
-            data = source.dataset
-            if written:
-                key = "id" if "id" in (data.columns() or []) else "path"
-                data = data.filter(lambda row: str(row[key]) not in written)
+            data = source.dataset  # resumed: the actors drop the written ids
             total = max(len(source) - len(written), 0)
             worker_source = None
         else:
@@ -147,7 +147,13 @@ def run_ray(
         )
         results = data.map_batches(
             AuditWorker,
-            fn_constructor_args=(spec, settings, worker_source, "cuda" if num_gpus else None),
+            fn_constructor_args=(
+                spec,
+                settings,
+                worker_source,
+                "cuda" if num_gpus else None,
+                written if worker_source is None else frozenset(),
+            ),
             batch_size=batch_size,
             batch_format="numpy",
             compute=pool,

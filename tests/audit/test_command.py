@@ -68,23 +68,18 @@ def test_usage_errors_are_one_line_with_status_2(
     assert message in err
 
 
-def test_module_entry_point_resumes_and_prints_a_summary(tmp_path: Path) -> None:
+def test_module_entry_point_then_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "a.parquet"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "camwidgets.audit", "zoo:scenes:6", "--out", str(out)]
     first = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "6 images audited" in first.stdout
-    again = subprocess.run([*command, "--resume"], capture_output=True, text=True, env=env)
-    assert again.returncode == 0, again.stderr
-    assert pq.read_table(out).num_rows == 6
-    missing = subprocess.run(
-        [sys.executable, "-m", "camwidgets.audit", str(tmp_path / "none"), "--out", "x.parquet"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert missing.returncode == 2
-    assert missing.stderr.strip().startswith("camwidgets audit: error:")
-    assert "does not exist" in missing.stderr
+    assert cli(["audit", "zoo:scenes:9", "--out", str(out), "--resume"]) == 0
+    assert "9 images audited" in capsys.readouterr().out
+    assert sorted(pq.read_table(out).column("id").to_pylist(), key=int) == [
+        str(i) for i in range(9)
+    ]
+    assert cli(["audit", str(tmp_path / "none"), "--out", str(tmp_path / "x.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("camwidgets audit: error:") and "does not exist" in err

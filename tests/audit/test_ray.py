@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -91,9 +92,16 @@ def test_ray_dataset_resumes_on_ray(tmp_path: Path, local_ray: Any) -> None:
     )
     reference = audit(list(rows), model, tmp_path / "b.parquet", **kwargs)
     assert sorted(resumed.frame()["id"]) == [r["id"] for r in rows]
-    ours = resumed.table.drop_columns(["index"]).sort_by("id")
-    theirs = reference.table.drop_columns(["index"]).sort_by("id")
-    assert ours.equals(theirs)
+    ours = resumed.table.drop_columns(["index"]).sort_by("id").to_pydict()
+    theirs = reference.table.drop_columns(["index"]).sort_by("id").to_pydict()
+    # Resuming leaves a batch of one image here, and the convolution kernels round a batch of
+    # one differently in the last float32 bits: measures agree to rounding, the rest exactly.
+    for column, values in theirs.items():
+        if column in ("mass", "regions", "in_mask", "in_boxes", "score", "probability"):
+            got = np.array(ours[column], dtype=float)
+            np.testing.assert_allclose(got, np.array(values, dtype=float), rtol=1e-5, atol=1e-7)
+        else:
+            assert ours[column] == values, column
     assert resumed.frame()["in_mask"].notna().all()
 
 
