@@ -20,7 +20,8 @@ Scenarios, on the same pictures (generated before timing, held in memory):
           loading the model in each (a fresh pool per call), not ``ray.init`` (reported apart);
           the steady row is the rate between the first and the last result written.
 
-Local scenarios are interleaved in every repeat; medians are reported. ``torch`` uses
+Local scenarios are interleaved in every repeat, in a fresh (seeded) random order; medians are
+reported. ``torch`` uses
 ``--threads`` threads in-process; Ray actors get one thread each (Ray sets OMP_NUM_THREADS to
 an actor's CPUs), ``--threads`` actors by default.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import shutil
 import statistics
 import sys
@@ -146,10 +148,17 @@ def main(argv: list[str] | None = None) -> int:
 
     run_engine()  # warm-up, untimed
     samples: dict[str, list[float]] = {"engine": [], "tensors": [], "pictures": []}
+    scenarios: dict[str, Callable[[], None]] = {
+        "engine": run_engine,
+        "tensors": lambda: run_audit(tensors),
+        "pictures": lambda: run_audit(images),
+    }
+    order = random.Random(0)
     for _ in range(args.repeats):
-        samples["engine"].append(timed(run_engine))
-        samples["tensors"].append(timed(lambda: run_audit(tensors)))
-        samples["pictures"].append(timed(lambda: run_audit(images)))
+        names = list(scenarios)
+        order.shuffle(names)  # a fresh order every repeat: no scenario always goes first
+        for name in names:
+            samples[name].append(timed(scenarios[name]))
     ray_init = None
     if not args.no_ray:
         import ray
