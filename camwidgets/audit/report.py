@@ -8,6 +8,7 @@ builders in :mod:`camwidgets.figures.audit`, imported here on use so that
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,12 +67,20 @@ def _inside_measures(summaries: list[ClassSummary]) -> dict[str, list[float | No
     return {k: v for k, v in measures.items() if any(x is not None for x in v)}
 
 
-def report_figures(result: Audit | str | Path, outliers: int = 12) -> dict[str, go.Figure]:
+def report_figures(
+    result: Audit | str | Path,
+    outliers: int = 12,
+    classes: Sequence[int | str] | None = None,
+    max_classes: int = 24,
+) -> dict[str, go.Figure]:
     """The report's figures: ``averages``, ``regions``, ``inside`` (with masks/boxes), ``outliers``.
 
     Args:
         result: an audit, or the folder it was written to.
         outliers: how many outlier images to show.
+        classes: the classes to draw (indices or names); default: all, or the ``max_classes``
+            most frequent when there are more (a 1000-class audit would draw 1000 panels).
+        max_classes: the most classes drawn when ``classes`` is not given.
     """
     from camwidgets.figures.audit import (
         class_average_figure,
@@ -81,7 +90,7 @@ def report_figures(result: Audit | str | Path, outliers: int = 12) -> dict[str, 
     )
 
     result = result if isinstance(result, Audit) else Audit(result)
-    summaries = result.summary()
+    summaries = _chosen(result.summary(), classes, max_classes)
     if not summaries:
         raise ValueError(f"the audit at {str(result.path)!r} has no rows yet")
     names = [s.name for s in summaries]
@@ -126,6 +135,25 @@ def report_figures(result: Audit | str | Path, outliers: int = 12) -> dict[str, 
     return figures
 
 
+def _chosen(
+    summaries: list[ClassSummary], classes: Sequence[int | str] | None, max_classes: int
+) -> list[ClassSummary]:
+    """The summaries to draw: the asked classes, else the most frequent ones, in class order."""
+    if classes is not None:
+        wanted = {str(c) for c in classes}
+        known = {s.name for s in summaries} | {str(s.index) for s in summaries}
+        missing = sorted(wanted - known)
+        if missing:
+            raise ValueError(f"classes not in this audit's explained targets: {missing}")
+        return [s for s in summaries if s.name in wanted or str(s.index) in wanted]
+    if not isinstance(max_classes, int) or max_classes < 1:
+        raise ValueError(f"max_classes must be a positive int, got {max_classes!r}")
+    if len(summaries) <= max_classes:
+        return summaries
+    frequent = sorted(summaries, key=lambda s: (-s.count, s.index))[:max_classes]
+    return sorted(frequent, key=lambda s: s.index)
+
+
 def _short(text: str, limit: int = 18) -> str:
     """A long id (a path) cut to its end."""
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
@@ -139,7 +167,12 @@ def _fmt(value: float | None, percent: bool = True) -> str:
 
 
 def write_report(
-    result: Audit | str | Path, path: str | Path, title: str | None = None, outliers: int = 12
+    result: Audit | str | Path,
+    path: str | Path,
+    title: str | None = None,
+    outliers: int = 12,
+    classes: Sequence[int | str] | None = None,
+    max_classes: int = 24,
 ) -> Path:
     """Write a standalone HTML report (plotly.js inlined: it opens offline).
 
@@ -148,9 +181,11 @@ def write_report(
         path: the HTML file to write.
         title: page title (default: model, layer and method).
         outliers: how many outlier images to show.
+        classes, max_classes: which classes the figures draw (see ``report_figures``); the
+            table lists every class.
     """
     result = result if isinstance(result, Audit) else Audit(result)
-    figures = report_figures(result, outliers=outliers)
+    figures = report_figures(result, outliers, classes, max_classes)
     config = result.config
     title = title or (
         f"Grad-CAM audit: {config['model_name']}, {config['layer']}, {config['method']}"

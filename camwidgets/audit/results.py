@@ -31,6 +31,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Audit", "ClassSummary", "upsample"]
 
+_MEANS = ("in_mask", "hit_mask", "in_boxes", "hit_boxes", "correct")
+"""Nullable columns averaged per class (booleans as rates)."""
+
+
+def _mean_of(values: np.ndarray, rows: np.ndarray) -> float | None:
+    """Mean of the non-NaN ``values`` on ``rows``; None when there are none."""
+    picked = values[rows]
+    picked = picked[~np.isnan(picked)]
+    return float(picked.mean()) if picked.size else None
+
 
 @dataclass(frozen=True)
 class ClassSummary:
@@ -170,20 +180,24 @@ class Audit:
 
     def summary(self) -> list[ClassSummary]:
         """One :class:`ClassSummary` per explained class, in class order."""
-        targets = self._column("target")
+        return list(self._summaries)
+
+    @cached_property
+    def _summaries(self) -> tuple[ClassSummary, ...]:
+        """The per-class summaries, computed once (an audit read back does not change)."""
+        targets = self._column("target").astype(np.int64)
         maps = self.maps
         nonempty = maps.reshape(len(maps), -1).sum(axis=1) > 0
-        regions = np.array(
-            [r if r is not None else [np.nan] * len(self.regions) for r in self._column("regions")],
-            dtype=np.float64,
-        ).reshape(len(maps), len(self.regions))
+        regions = self._list_column("regions", len(self.regions))
+        means = {name: self._nullable(name) for name in _MEANS}
         height, width = self._input_size()
         out = []
-        for c in sorted(set(targets.tolist())):
+        for c in np.unique(targets).tolist():
             rows = targets == c
             good = rows & nonempty
             average = maps[good].mean(axis=0) if good.any() else np.zeros(maps.shape[1:])
             peak_row, peak_col = peaks(upsample(average, height, width)[None])
+            averaged = {name: _mean_of(values, rows) for name, values in means.items()}
             out.append(
                 ClassSummary(
                     index=int(c),
@@ -193,23 +207,33 @@ class Audit:
                     average=average,
                     peak=(int(peak_row[0]), int(peak_col[0])),
                     regions=(
-                        np.nanmean(regions[good], axis=0)
-                        if good.any()
-                        else np.zeros(len(self.regions))
+                        regions[good].mean(axis=0) if good.any() else np.zeros(len(self.regions))
                     ),
-                    in_mask=self._mean("in_mask", rows),
-                    hit_mask=self._mean("hit_mask", rows),
-                    in_boxes=self._mean("in_boxes", rows),
-                    hit_boxes=self._mean("hit_boxes", rows),
-                    accuracy=self._mean("correct", rows),
+                    in_mask=averaged["in_mask"],
+                    hit_mask=averaged["hit_mask"],
+                    in_boxes=averaged["in_boxes"],
+                    hit_boxes=averaged["hit_boxes"],
+                    accuracy=averaged["correct"],
                 )
             )
-        return out
+        return tuple(out)
 
-    def _mean(self, column: str, rows: np.ndarray) -> float | None:
-        """Mean of a nullable column over ``rows``, None when all are null."""
-        values = [v for v in self._column(column)[rows] if v is not None and v == v]
-        return float(np.mean(np.asarray(values, dtype=np.float64))) if values else None
+    def _nullable(self, name: str) -> np.ndarray:
+        """A nullable numeric or boolean column as float64, nulls as NaN."""
+        column = self.table.column(name).combine_chunks()
+        values = column.cast("float64").fill_null(float("nan"))
+        array: np.ndarray = values.to_numpy(zero_copy_only=False)
+        return array
+
+    def _list_column(self, name: str, width: int) -> np.ndarray:
+        """A nullable list column of fixed length as (N, width) float64, null rows as NaN."""
+        column = self.table.column(name).combine_chunks()
+        out = np.full((len(column), width), np.nan)
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
+        if valid.any():
+            values = column.drop_null().flatten().to_numpy(zero_copy_only=False)
+            out[valid] = values.astype(np.float64).reshape(int(valid.sum()), width)
+        return out
 
     def _input_size(self) -> tuple[int, int]:
         """The model-input size of the rows (the first row's)."""
@@ -221,7 +245,7 @@ class Audit:
 
     def distances(self) -> np.ndarray:
         """Each image's distance to its class average, in [0, 1]; NaN for all-zero maps."""
-        targets = self._column("target")
+        targets = self._column("target").astype(np.int64)
         maps = self.maps
         out = np.full(len(maps), np.nan)
         for summary in self.summary():

@@ -47,6 +47,10 @@ def test_class_averages_and_distances_from_the_rows(scenes_audit: Audit) -> None
         shares = np.mean([list(r) for r in rows["regions"]], axis=0)
         np.testing.assert_allclose(summary.regions, shares, atol=1e-6)
         assert summary.in_mask == pytest.approx(rows["in_mask"].mean())
+        assert summary.hit_boxes == pytest.approx(rows["hit_boxes"].astype(float).mean())
+        assert summary.accuracy == pytest.approx(
+            (rows["top_classes"].str[0] == rows["label"]).mean()
+        )
     worst = scenes_audit.outliers(5)
     assert list(worst["distance"]) == sorted(distances[~np.isnan(distances)], reverse=True)[:5]
 
@@ -120,3 +124,17 @@ def test_layering_audit_imports_no_plotting_and_figures_no_torch() -> None:
     )
     assert hook.returncode == 0, hook.stderr
     assert hook.stdout.strip() == "False"
+
+
+def test_figures_draw_the_most_frequent_or_the_asked_classes(scenes_audit: Audit) -> None:
+    counts = {s.name: s.count for s in scenes_audit.summary()}
+    figures = report_figures(scenes_audit, outliers=1, max_classes=2)
+    drawn = [t.name for t in figures["averages"].data if t.type == "heatmap"]
+    assert len(drawn) == 2
+    assert sorted(counts.values(), reverse=True)[:2] == sorted(
+        (counts[n] for n in drawn), reverse=True
+    )
+    only = report_figures(scenes_audit, outliers=1, classes=[drawn[0]])
+    assert [t.name for t in only["averages"].data if t.type == "heatmap"] == [drawn[0]]
+    with pytest.raises(ValueError, match="hexagon"):
+        report_figures(scenes_audit, classes=["hexagon"])
