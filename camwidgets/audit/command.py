@@ -66,6 +66,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="run on Ray Data: a cluster address, or none to start a local instance",
     )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="local: threads loading images ahead (0)"
+    )
     parser.add_argument("--concurrency", type=int, default=None, help="Ray: number of actors")
     parser.add_argument("--num-gpus", type=float, default=0.0, help="Ray: GPUs per actor")
     parser.add_argument("--classes", default=None, help="file model: class names, one per line")
@@ -186,6 +189,7 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.force,
         progress=not args.quiet,
+        workers=args.workers,
     )
     if report is not None:
         result.write_report(report)

@@ -33,7 +33,7 @@ from .store import schema
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Settings", "explain_items", "label_index", "resolve_target"]
+__all__ = ["Prepared", "Settings", "explain_items", "label_index", "prepare_item", "resolve_target"]
 
 TargetSpec = str | int
 """``"pred"`` (the top-1), ``"label"`` (the item's label), or a class index."""
@@ -117,13 +117,31 @@ def _tensor(engine: GradCAM, image: Any) -> tuple[torch.Tensor, tuple[int, int]]
     return out, (picture.height, picture.width)
 
 
-def explain_items(engine: GradCAM, items: Sequence[Item], settings: Settings) -> pa.Table:
-    """Explain ``items`` in batches of equal input shape and return their rows."""
+Prepared = tuple[torch.Tensor, tuple[int, int]]
+"""An item's model-input tensor (C, H, W) and its picture's own (H, W)."""
+
+
+def prepare_item(engine: GradCAM, item: Item) -> Prepared:
+    """Preprocess one item for the engine (safe to run in a loader thread)."""
+    return _tensor(engine, item.image)
+
+
+def explain_items(
+    engine: GradCAM,
+    items: Sequence[Item],
+    settings: Settings,
+    prepared: Sequence[Prepared] | None = None,
+) -> pa.Table:
+    """Explain ``items`` in batches of equal input shape and return their rows.
+
+    ``prepared`` holds the items' tensors when they were preprocessed ahead (in threads).
+    """
     import pyarrow as pa
 
     if not items:
         return schema().empty_table()
-    prepared = [_tensor(engine, item.image) for item in items]
+    if prepared is None:
+        prepared = [_tensor(engine, item.image) for item in items]
     targets = [_target_of(item, settings.target, engine.classes) for item in items]
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, (tensor, _) in enumerate(prepared):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,9 +17,9 @@ from torch import nn
 from camwidgets.engine import GradCAM
 from camwidgets.engine.inputs import Transform
 
-from .compute import Settings, explain_items, resolve_target
+from .compute import Prepared, Settings, explain_items, prepare_item, resolve_target
 from .results import Audit
-from .sources import Item, Source, as_source
+from .sources import IndexedSource, Item, Source, as_source
 from .stats import regions_from
 from .store import FORMAT_VERSION, AuditStore, require_pyarrow
 
@@ -135,6 +138,7 @@ def audit(
     num_gpus: float = 0.0,
     num_cpus: float | None = None,
     seconds_per_part: float = 30.0,
+    workers: int = 0,
 ) -> Audit:
     """Explain every image of ``data`` and write one row per image to the Parquet folder ``out``.
 
@@ -178,6 +182,9 @@ def audit(
         num_gpus: Ray: GPUs per actor (each actor holds one engine on its GPU).
         num_cpus: Ray: CPUs per actor.
         seconds_per_part: longest time buffered rows wait before being written.
+        workers: local backend: threads that load and preprocess images ahead of the model
+            (0: in the calling thread). Worth it when decoding or the transform, not the
+            model, is the bottleneck (a GPU, JPEG folders); the transform must be thread-safe.
 
     Returns:
         The finished :class:`Audit` (read back from ``out``).
@@ -199,6 +206,10 @@ def audit(
     for value, what in ((batch_size, "batch_size"), (top_k, "top_k")):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{what} must be a positive int, got {value!r}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ValueError(f"workers must be a non-negative int, got {workers!r}")
+    if workers and backend == "ray":
+        raise ValueError("workers is for the local backend; on Ray each actor loads its own")
     if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or tolerance < 0:
         raise ValueError(f"tolerance must be a non-negative number of pixels, got {tolerance!r}")
     if concurrency is not None and not (
@@ -278,7 +289,15 @@ def audit(
                 num_cpus=num_cpus,
             )
         else:
-            run_local(engine, source, settings, store, batch_size=batch_size, progress=progress)
+            run_local(
+                engine,
+                source,
+                settings,
+                store,
+                batch_size=batch_size,
+                progress=progress,
+                workers=workers,
+            )
     finally:
         store.close()
     return Audit(out, source=source)
@@ -292,6 +311,7 @@ def run_local(
     *,
     batch_size: int,
     progress: bool,
+    workers: int = 0,
 ) -> None:
     """In-process: load items, explain them in batches, append the rows as they come."""
     from tqdm.auto import tqdm
@@ -299,16 +319,63 @@ def run_local(
     total = max(len(source) - len(store.written), 0)
     seen: set[str] = set()
     with tqdm(total=total, disable=not progress, unit="img", desc="audit") as bar:
-        batch: list[Item] = []
-        for item in source.items(skip=store.written):
+        batch: list[tuple[Item, Prepared]] = []
+        for item, tensor in _prepared(engine, source, store.written, workers, batch_size):
             if item.id in seen:
                 raise ValueError(f"two items have the id {item.id!r}; ids must be unique")
             seen.add(item.id)
-            batch.append(item)
+            batch.append((item, tensor))
             if len(batch) == batch_size:
-                store.append(explain_items(engine, batch, settings))
+                items, tensors = _split(batch)
+                store.append(explain_items(engine, items, settings, tensors))
                 bar.update(len(batch))
                 batch = []
         if batch:
-            store.append(explain_items(engine, batch, settings))
+            items, tensors = _split(batch)
+            store.append(explain_items(engine, items, settings, tensors))
             bar.update(len(batch))
+
+
+def _split(batch: list[tuple[Item, Prepared]]) -> tuple[list[Item], list[Prepared]]:
+    """Items and their tensors as two lists."""
+    return [item for item, _ in batch], [tensor for _, tensor in batch]
+
+
+def _prepared(
+    engine: GradCAM, source: Source, skip: frozenset[str], workers: int, batch_size: int
+) -> Iterator[tuple[Item, Prepared]]:
+    """Items with their tensors, in order; with ``workers`` threads loading ahead."""
+    if workers == 0:
+        for item in source.items(skip=skip):
+            yield item, prepare_item(engine, item)
+        return
+    tasks: Iterator[Callable[[], tuple[Item, Prepared]]]
+    if isinstance(source, IndexedSource):
+        # The threads load too (a dataset's __getitem__, a scene's drawing), not only decode.
+        todo = (i for i in range(len(source)) if source.id_of(i) not in skip)
+        tasks = (partial(_load_and_prepare, engine, source, i) for i in todo)
+    else:
+        tasks = (partial(_prepare_loaded, engine, item) for item in source.items(skip=skip))
+    window: deque[Future[tuple[Item, Prepared]]] = deque()
+    lookahead = max(2 * batch_size, 4 * workers)  # bounds the memory held by finished items
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="camwidgets-audit")
+    try:
+        for task in tasks:
+            window.append(pool.submit(task))
+            if len(window) >= lookahead:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _load_and_prepare(engine: GradCAM, source: IndexedSource, index: int) -> tuple[Item, Prepared]:
+    """Load item ``index`` and preprocess it (runs in a loader thread)."""
+    item = source.load(index)
+    return item, prepare_item(engine, item)
+
+
+def _prepare_loaded(engine: GradCAM, item: Item) -> tuple[Item, Prepared]:
+    """Preprocess a loaded item (runs in a loader thread)."""
+    return item, prepare_item(engine, item)

@@ -240,3 +240,21 @@ def test_a_mask_of_the_wrong_size_fails_before_the_model_pass(
     with pytest.raises(ValueError, match="mask of item '0' is 10x10 but the image is 32x32"):
         audit(data, engine, tmp_path / "a.parquet", progress=False)
     assert engine.cache_info().forwards == before
+
+
+def test_loader_threads_give_the_same_rows_and_pass_errors_on(
+    tmp_path: Path, model: SmallNet
+) -> None:
+    kwargs = {"classes": CLASSES, "transform": transform(), "progress": False, "batch_size": 4}
+    plain = audit(ToyDataset(11), model, tmp_path / "a.parquet", **kwargs)  # type: ignore[arg-type]
+    threaded = audit(ToyDataset(11), model, tmp_path / "b.parquet", workers=3, **kwargs)  # type: ignore[arg-type]
+    assert threaded.table.equals(plain.table)
+    items = [(transform()(Image.fromarray(picture(i))), i % 4) for i in range(6)]
+    loader = DataLoader(items, batch_size=4)  # type: ignore[arg-type,var-annotated]
+    by_loader = audit(loader, model, tmp_path / "c.parquet", workers=2, **kwargs)  # type: ignore[arg-type]
+    assert by_loader.frame()["id"].tolist() == [str(i) for i in range(6)]
+    out = tmp_path / "d.parquet"
+    with pytest.raises(RuntimeError, match="simulated crash at item 9"):
+        audit(ToyDataset(11, fail_at=9), model, out, workers=2, seconds_per_part=0.0, **kwargs)  # type: ignore[arg-type]
+    resumed = audit(ToyDataset(11), model, out, workers=2, resume=True, **kwargs)  # type: ignore[arg-type]
+    assert resumed.table.equals(plain.table)
