@@ -143,6 +143,12 @@ class Audit:
 
     def frame(self, maps: bool = False) -> pd.DataFrame:
         """The table as pandas (without the ``coarse`` maps unless ``maps``)."""
+        try:
+            import pandas  # noqa: F401
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                'reading an audit as a table needs pandas: pip install "camwidgets[audit]"'
+            ) from None
         table = self.table if maps else self.table.drop_columns(["coarse"])
         return table.to_pandas()
 

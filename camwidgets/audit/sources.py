@@ -159,6 +159,12 @@ class FolderSource(PathsSource):
 
     Labels are taken from the first level of sub-folders when every image sits in one
     (the torchvision ``ImageFolder`` layout); images directly in ``root`` leave them unknown.
+
+    Example:
+        >>> from camwidgets.audit import FolderSource
+        >>> source = FolderSource("photos/")            # doctest: +SKIP
+        >>> source.load(0).id, source.load(0).label      # doctest: +SKIP
+        ('photos/husky/001.jpg', 'husky')
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -213,6 +219,13 @@ class ScenesSource(IndexedSource):
             trained) or "swapped".
         objects: 1 or 2 shapes per scene; two-object scenes have no single label.
         size: side of the scenes in pixels.
+
+    Example:
+        >>> from camwidgets.audit import ScenesSource
+        >>> scenes = ScenesSource(4, seed=1, mark="correct")
+        >>> item = scenes.load(2)
+        >>> item.id, item.image.shape, item.mask.shape, item.boxes.shape
+        ('2', (96, 96, 3), (96, 96), (1, 4))
     """
 
     def __init__(
