@@ -424,3 +424,18 @@ def test_errors_in_a_real_process_have_no_traceback(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1 and "--top" in done.stderr
     done = _cli("--version")
     assert done.returncode == 0 and done.stdout.strip() == f"camwidgets {camwidgets.__version__}"
+
+
+def test_audit_is_a_subcommand_of_the_one_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`camwidgets audit` goes through the same entry point: rows written, overwrite refused."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "a.parquet"
+    args = ["audit", "zoo:scenes:8", "--model", "zoo:shapes", "--out", str(out)]
+    assert main([*args, "--batch-size", "4"]) == 0
+    assert pq.read_table(out).num_rows == 8
+    capsys.readouterr()  # the first run's progress and summary
+    assert main(args) == 2  # exists: refused without --force, one line on stderr
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--force" in err[0]

@@ -31,6 +31,7 @@ __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 COMMANDS: tuple[str, ...] = (
     "camwidgets.cli.explain",
     "camwidgets.cli.demo",
+    "camwidgets.audit.command",
 )
 
 EXIT_USAGE = 2
