@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import operator
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, SupportsIndex, cast
+from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -15,13 +16,24 @@ from torch import nn
 from torch.autograd.graph import GradientEdge
 
 from .analytic import PooledHead, find_linear, prove
-from .cache import ByteLRU
+from .cache import ByteLRU, ModelStamp
 from .capture import Record, evaluating, recording, unrecoverable
-from .inputs import ImageLike, Prepared, Transform, default_transform, prepare
-from .layers import Discovery, ScoreFn, discover, resolve_layer, scores_of
-from .layouts import NCHW, Layout
+from .checks import (
+    as_bool,
+    as_cache_bytes,
+    as_index,
+    as_positive_int,
+    check_layers_argument,
+    check_scores,
+    resolve_placement,
+)
+from .guided import guided_gradients
+from .inputs import ImageLike, Prepared, Transform, check_finite, default_transform, prepare
+from .layers import Discovery, ScoreFn, default_layer, discover, resolve_layer, scores_of, stages
+from .layouts import Layout, parse_overrides
+from .locks import model_lock, serialized
 from .methods import METHODS as METHOD_REGISTRY
-from .methods import ClassScore, Method, MethodInputs, get_method
+from .methods import ClassScore, Method, MethodInputs, MethodOutput, get_method
 from .result import CacheInfo, CamResult, Prediction
 
 Target = int | str | None | Sequence[int | str]
@@ -52,20 +64,32 @@ class _ImageEntry:
     scores: torch.Tensor
     records: dict[str, Record]
     activation_bytes: int
+    size: tuple[int, int]  # the input's (H, W): token layouts need it for their grid
     # classes -> alpha per layer (and full gradients where asked) of that class set
     gradients: dict[tuple[int, ...], _ClassGradients] = field(default_factory=dict)
+    # (classes, sign) -> guided-backpropagation input gradient (N, C, H, W)
+    guided: dict[tuple[tuple[int, ...], float], torch.Tensor] = field(default_factory=dict)
+    # (method, classes, sign, layer) -> output of a method that asks to be kept (Score-CAM)
+    outputs: dict[tuple[str, tuple[int, ...], float, str], MethodOutput] = field(
+        default_factory=dict
+    )
     # Whether ``scores`` carries the autograd graph down to the recorded layers. A forward whose
     # recorded layers all sit on a proven pooled linear head needs none (alpha is analytic).
     graph: bool = True
 
     def nbytes(self) -> int:
         """Estimated bytes held: activations, about as much again in a retained graph, grads."""
+        kept = [*self.guided.values()]
+        for out in self.outputs.values():
+            kept += [t for t in (out.weights, out.coarse, out.pixels) if t is not None]
+        extra = sum(t.numel() * t.element_size() for t in kept)
         held = (2 if self.graph else 1) * self.activation_bytes
-        return held + sum(g.nbytes() for g in self.gradients.values())
+        return held + sum(g.nbytes() for g in self.gradients.values()) + extra
 
 
 class GradCAM:
-    """Exact, cached Grad-CAM (Selvaraju et al.) for any CNN, leaving the model as found.
+    """Exact, cached Grad-CAM (Selvaraju et al.) for CNNs and vision transformers, leaving the
+    model as found. Maps may be (N, C, h, w), channels last or patch tokens (see ``layouts``).
 
     For the chosen layer's output A (K channels of h x w) and the raw score Y_c of class c:
 
@@ -77,7 +101,15 @@ class GradCAM:
     global average pooling + a linear layer. Each distinct image (by content) costs one forward
     that records every candidate layer; each (image, class) costs one ``torch.autograd.grad``
     that yields alpha for every candidate layer from the deepest one asked for so far onward, so
-    switching layer or toggling the counterfactual afterwards runs no model pass.
+    switching layer or toggling the counterfactual afterwards runs no model pass. Grad-CAM++,
+    XGrad-CAM, HiResCAM, LayerCAM, Eigen-CAM, Score-CAM and Guided Grad-CAM are further
+    ``method=`` names (``camwidgets.engine.methods``), read from the same cache;
+    ``guided_backprop`` gives the guided-backpropagation input gradient on its own.
+
+    Every argument is checked before any model pass (``ValueError``/``TypeError``, nothing
+    changed); scores and maps that are not finite raise. Cached passes are dropped when the
+    model's parameters or buffers change (version counters, see ``cache.ModelStamp``). Calls
+    from several threads are serialised per model (``locks.model_lock``).
 
     Args:
         model: the network; its output must be (N, classes) raw scores, or see ``score_fn``.
@@ -87,6 +119,10 @@ class GradCAM:
         device: where inputs go; defaults to the model's own device.
         score_fn: turns a model output that is not a tensor (dict, tuple) into (N, classes).
         cache_bytes: byte budget of the cache of forwards and gradients (default 1 GiB).
+        layouts: state a layer's layout where detection cannot (exotic models):
+            ``{"name": "nchw" | "nhwc" | "tokens" | Layout | callable}``; a callable maps the
+            output (and, identically, its gradient) to (N, C, h, w) by slicing, reshaping and
+            permuting only. By default layouts are detected (see ``camwidgets.engine.layouts``).
     """
 
     def __init__(
@@ -98,6 +134,7 @@ class GradCAM:
         device: str | torch.device | None = None,
         score_fn: ScoreFn | None = None,
         cache_bytes: int = 1 << 30,
+        layouts: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -105,43 +142,58 @@ class GradCAM:
             raise TypeError(f"transform must be callable, got {type(transform).__name__}")
         if score_fn is not None and not callable(score_fn):
             raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
+        layers = check_layers_argument(layers)
+        cache_bytes = as_cache_bytes(cache_bytes)
+        overrides = parse_overrides(model, layouts)
         self.model = model
         self.transform: Transform = transform if transform is not None else default_transform()
         self.score_fn = score_fn
-        self.device, self.dtype = _placement(model, device)
+        self._device_argument = device
+        self.device, self.dtype = resolve_placement(model, device)
+        self._lock = model_lock(model)
         example = self.transform(Image.new("RGB", (256, 256), (124, 116, 104)))
         if not isinstance(example, torch.Tensor) or example.dim() != 3:
             raise TypeError("transform must turn a PIL image into a (C, H, W) torch.Tensor")
         self.channels = int(example.shape[0])
         generator = torch.Generator().manual_seed(0)  # never touch the user's global RNG
         noise = torch.randn((2, *example.shape), generator=generator)
-        found = discover(model, noise[:1].to(self.device, self.dtype), score_fn)
+        with self._lock:
+            example_input = noise[:1].to(self.device, self.dtype)
+            found = discover(model, example_input, _checked(score_fn), overrides)
         self._found: Discovery = found
         shapes = dict(found.candidates)
         self._spatial = frozenset(shapes)
         if not shapes:
             raise ValueError(
-                "the model has no spatial layer: no module outputs an (N, C, h, w) map with "
-                "h*w > 1 that depends on the input, so there is nothing for Grad-CAM to explain"
+                "the model has no spatial layer: no module outputs a map over the image grid "
+                "((N, C, h, w), (N, h, w, C) or patch tokens, h*w > 1) that depends on the "
+                "input, so there is nothing for Grad-CAM to explain; see layouts="
             )
         names = [name for name, _ in found.candidates]
         if layers is not None:
-            if isinstance(layers, (str, nn.Module)):
-                layers = [layers]
-            chosen = {resolve_layer(x, model, names, found.outputs, names[-1]) for x in layers}
+            chosen = {
+                resolve_layer(x, model, names, found.outputs, names[-1], found.internal)
+                for x in layers
+            }
             names = [n for n in names if n in chosen]  # keep forward order
         self.layers: list[str] = names
         self.layer_shapes: dict[str, tuple[int, int, int]] = {n: shapes[n] for n in names}
-        self.default_layer: str = names[-1]
+        # The last map before the head (never a pool); a ViT's last-block input norm: see there.
+        self.default_layer: str = default_layer(names, found)
+        # The model's stages or blocks (plus the default): the readable list for a dropdown.
+        self.stages: list[str] = stages(model, names, self.layer_shapes, self.default_layer)
         self.num_classes: int = found.num_classes
         self.classes: list[str] = _class_names(classes, found.num_classes)
         self._clone = frozenset(found.clone) & frozenset(names)
         # How each layer's output lies over the image grid; methods always see (N, C, h, w).
-        self._layouts: dict[str, Layout] = {n: NCHW for n in names}
+        self._layouts: dict[str, Layout] = {n: found.layouts[n] for n in names}
         # Layers a gradient-reading method (Grad-CAM++, ...) was asked at: their full gradients
         # are kept by each later backward, so switching between such methods costs no pass.
         self._full_layers: set[str] = set()
-        self._cache: ByteLRU[str, _ImageEntry] = ByteLRU(cache_bytes, _ImageEntry.nbytes)
+        self._cache: ByteLRU[str, _ImageEntry] = ByteLRU(
+            cache_bytes, _ImageEntry.nbytes, stamp=ModelStamp(model)
+        )
+        self._head = _head_name(model, found)
         self._depth = len(names)  # index of the deepest layer gradients were asked for so far
         self._forwards = 0
         self._backwards = 0
@@ -155,7 +207,8 @@ class GradCAM:
         self._batched_backward = self.device.type == "cuda"
         # Layers whose alpha is W_c / (h w) exactly: proven once, here, never assumed.
         self._proof_size = (int(example.shape[-2]), int(example.shape[-1]))
-        self._head: PooledHead | None = self._prove_head(noise.to(self.device, self.dtype))
+        with self._lock:
+            self._pooled = self._prove_head(noise.to(self.device, self.dtype))
 
     @property
     def has_cam(self) -> bool:
@@ -175,7 +228,7 @@ class GradCAM:
         Proven at construction from the autograd graph (only linear operations between the
         layer and the scores) and checked against ``torch.autograd.grad``; see ``analytic.py``.
         """
-        head = self._head
+        head = self._pooled
         return [n for n in self.layers if head is not None and n in head.grids]
 
     @property
@@ -183,6 +236,7 @@ class GradCAM:
         """The layers every new forward records besides those explained so far, forward order."""
         return [n for n in self.layers if n in self._watched]
 
+    @serialized
     def watch(self, layers: Sequence[str | nn.Module]) -> None:
         """Record these layers in every later forward, so switching among them costs no pass.
 
@@ -224,13 +278,14 @@ class GradCAM:
         name = self._layer(layer)
         return [n for n, m in METHOD_REGISTRY.items() if m.unavailable(self, name) is None]
 
+    @serialized
     def explain(
         self,
         image: ImageLike | Sequence[ImageLike] | Prepared,
         layer: str | nn.Module | None = None,
         target: Target = None,
         counterfactual: bool = False,
-        method: str = "gradcam",
+        method: str | Method = "gradcam",
         cache: bool = True,
     ) -> CamResult:
         """Explain ``target`` for ``image`` at ``layer``.
@@ -240,7 +295,8 @@ class GradCAM:
             layer: a candidate layer name or module; default the last spatial layer.
             target: class index or name, None for the top-1, or one per image for a batch.
             counterfactual: explain -Y_c: regions whose removal would raise the score.
-            method: a registered method name (``engine.methods(layer)`` lists the usable ones).
+            method: a registered method name (``engine.methods(layer)`` lists the usable ones),
+                or a Method instance (e.g. ``ScoreCAM(batch_size=16)`` for its options).
             cache: False for the batch path: nothing is cached, only ``layer`` is recorded and
                 no graph is kept beyond the call (same numbers).
 
@@ -248,15 +304,19 @@ class GradCAM:
             A frozen CamResult; tensors are detached float32 on the CPU.
         """
         chosen = get_method(method)
-        if not isinstance(counterfactual, bool):
-            raise TypeError(f"counterfactual must be a bool, got {type(counterfactual).__name__}")
+        counterfactual = as_bool(counterfactual, "counterfactual")
+        cache = as_bool(cache, "cache")
         if counterfactual and not chosen.supports_counterfactual:
-            raise ValueError(f"method {chosen.name!r} has no counterfactual (it is class-agnostic)")
+            raise ValueError(
+                f"method {chosen.name!r} has no counterfactual: {chosen.no_counterfactual}"
+            )
         name = self._layer(layer)
         reason = chosen.unavailable(self, name)
         if reason is not None:
             raise ValueError(reason)
+        self._follow_model()
         prepared = self.prepare(image)
+        wanted = self._wanted(target, prepared.tensor.shape[0])
         passes = self._forwards + self._backwards
         graph = self._needs_graph(chosen, name, prepared.size)
         if cache:
@@ -264,17 +324,25 @@ class GradCAM:
             entry = self._entry(prepared, name, graph)
         else:
             entry = self._forward(prepared.tensor, [name], gradients=graph)
-        classes = self._targets(target, entry.scores, prepared.batched)
+        classes = self._targets(wanted, entry.scores)
         sign = -1.0 if counterfactual else 1.0
         inputs = self._method_inputs(chosen, entry, prepared, classes, name, sign, cache)
-        output = chosen(inputs)
+        key = (chosen.name, classes, sign, name)
+        output = entry.outputs.get(key) if chosen.memoize else None
+        if output is None:
+            output = chosen(inputs)
+            if chosen.memoize:
+                entry.outputs[key] = output
+                self._cache.shrink()
         coarse = output.coarse.float()
+        _check_map(coarse, output.weights, inputs.activations, name, chosen.name)
         heatmap = F.interpolate(
             coarse.clamp_min(0).unsqueeze(1),
             size=prepared.size,
             mode="bilinear",
             align_corners=False,
         ).squeeze(1)
+        pixels = output.pixels
         return self._result(
             prepared.batched,
             entry.scores.detach().float(),
@@ -284,15 +352,17 @@ class GradCAM:
             counterfactual=counterfactual,
             method=chosen.name,
             cached=passes == self._forwards + self._backwards,
+            guided=None if pixels is None else pixels.float() * heatmap.unsqueeze(1),
         )
 
+    @serialized
     def explain_classes(
         self,
         image: ImageLike | Sequence[ImageLike] | Prepared,
         targets: Sequence[Target],
         layer: str | nn.Module | None = None,
         counterfactual: bool = False,
-        method: str = "gradcam",
+        method: str | Method = "gradcam",
     ) -> list[CamResult]:
         """Explain several targets of one image (or batch) at once: ``explain`` per target.
 
@@ -311,21 +381,35 @@ class GradCAM:
         Returns:
             One CamResult per target, in order; ``cached`` is False on each when this call ran a
             model pass.
+
+        Example:
+            >>> import torch, torchvision
+            >>> from camwidgets import GradCAM
+            >>> engine = GradCAM(torchvision.models.resnet18(num_classes=4).eval())
+            >>> engine.watch(["layer3", "layer4"])
+            >>> maps = engine.explain_classes(torch.randn(1, 3, 64, 64), [0, 1, 3], "layer3")
+            >>> [r.target for r in maps], engine.explain(
+            ...     torch.randn(1, 3, 64, 64) * 0, "layer4", 1).cached
+            ([0, 1, 3], False)
         """
         if isinstance(targets, (str, int)) or not isinstance(targets, Sequence):
             raise TypeError(
                 f"targets must be a list of explain targets, got {type(targets).__name__}"
             )
         chosen = get_method(method)
+        counterfactual = as_bool(counterfactual, "counterfactual")
         name = self._layer(layer)
+        self._follow_model()
         prepared = self.prepare(image)
+        count = prepared.tensor.shape[0]
+        wanted = [self._wanted(t, count) for t in targets]  # checked before any pass
         passes = self._forwards + self._backwards
         gradient_reading = chosen.needs_alpha or chosen.needs_gradients
-        if targets and gradient_reading and chosen.unavailable(self, name) is None:
+        if wanted and gradient_reading and chosen.unavailable(self, name) is None:
             graph = self._needs_graph(chosen, name, prepared.size)
             self._asked.add(name)
             entry = self._entry(prepared, name, graph)
-            sets = [self._targets(t, entry.scores, prepared.batched) for t in targets]
+            sets = [self._targets(w, entry.scores) for w in wanted]
             if graph:
                 full = chosen.needs_gradients
                 if full:
@@ -338,13 +422,40 @@ class GradCAM:
                 if missing:
                     self._backward(entry, missing, name, full, cache=True)
         results = [
-            self.explain(prepared, name, t, counterfactual=counterfactual, method=method)
+            self.explain(prepared, name, t, counterfactual=counterfactual, method=chosen)
             for t in targets
         ]
         if passes != self._forwards + self._backwards:
-            results = [replace(r, cached=False) for r in results]
+            results = [dataclasses.replace(r, cached=False) for r in results]
         return results
 
+    @serialized
+    def guided_backprop(
+        self,
+        image: ImageLike | Sequence[ImageLike] | Prepared,
+        target: Target = None,
+        counterfactual: bool = False,
+    ) -> torch.Tensor:
+        """Guided backpropagation (Springenberg et al.) of ``Y_c`` (or ``-Y_c``) to the input.
+
+        The gradient of the class score with respect to the preprocessed input, with every
+        ``nn.ReLU`` module passing back only positive gradients at positive inputs (``F.relu``
+        calls are not guided; see ``camwidgets.engine.guided``). One forward and one backward
+        per (image, class, sign), cached with the image.
+
+        Returns:
+            (C, H, W), or (N, C, H, W) for a batch; float32 on the CPU.
+        """
+        counterfactual = as_bool(counterfactual, "counterfactual")
+        self._follow_model()
+        prepared = self.prepare(image)
+        wanted = self._wanted(target, prepared.tensor.shape[0])
+        entry = self._entry(prepared)
+        classes = self._targets(wanted, entry.scores)
+        guided = self._guided(entry, prepared, classes, -1.0 if counterfactual else 1.0).cpu()
+        return guided if prepared.batched else guided[0]
+
+    @serialized
     def activations(
         self, image: ImageLike | Sequence[ImageLike] | Prepared, layer: str | nn.Module | None
     ) -> torch.Tensor:
@@ -353,24 +464,32 @@ class GradCAM:
         One forward without gradients, recording only ``layer``; nothing is cached.
         """
         name = self._layer(layer)
+        self._follow_model()
         prepared = self.prepare(image)
         entry = self._forward(prepared.tensor, [name], gradients=False)
-        return self._layouts[name].to_nchw(entry.records[name].value(self.model)).float()
+        record = entry.records[name]
+        values = self._layouts[name].to_nchw(record.value(self.model), entry.size).float()
+        _check_map(values, None, values, name, "activations")
+        return values
 
+    @serialized
     def scores(self, batch: torch.Tensor | Prepared) -> torch.Tensor:
         """Raw class scores (N, classes) of a preprocessed batch, in eval mode, no gradients."""
+        self._follow_model()
         prepared = self.prepare(batch)
         with evaluating(self.model), torch.no_grad():
             scores = scores_of(self.model(prepared.tensor), self.score_fn)
         self._forwards += 1
+        _check_scores_finite(scores)
         return scores.detach()
 
+    @serialized
     def predict(
         self, image: ImageLike | Sequence[ImageLike] | Prepared, k: int = 5
     ) -> list[Prediction] | list[list[Prediction]]:
         """Top-``k`` classes (index, name, probability, logit); a list per image for a batch."""
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+        k = as_positive_int(k, "k")
+        self._follow_model()
         prepared = self.prepare(image)
         scores = self._entry(prepared).scores.detach().float().cpu()
         probabilities = scores.softmax(dim=1)
@@ -398,7 +517,11 @@ class GradCAM:
         )
 
     def clear_cache(self) -> None:
-        """Drop every cached forward, graph and gradient."""
+        """Drop every cached forward, graph and gradient.
+
+        Changes to the model's parameters and buffers are detected on their own (version
+        counters); call this after writes that bypass them (``param.data.add_()``, numpy views).
+        """
         self._cache.clear()
 
     # -- internals -------------------------------------------------------------------------
@@ -411,7 +534,12 @@ class GradCAM:
                 f"({', '.join(self.layers)}), which the layers= argument restricted"
             )
         return resolve_layer(
-            layer, self.model, self.layers, self._found.outputs, self.default_layer
+            layer,
+            self.model,
+            self.layers,
+            self._found.outputs,
+            self.default_layer,
+            self._found.internal,
         )
 
     def _needs_graph(self, method: Method, layer: str, size: tuple[int, int]) -> bool:
@@ -422,7 +550,7 @@ class GradCAM:
 
     def _analytic(self, layer: str, size: tuple[int, int]) -> bool:
         """Whether alpha at ``layer`` is proven analytic for inputs of this (H, W) size."""
-        head = self._head
+        head = self._pooled
         if head is None or layer not in head.grids:
             return False
         # A proof pinned to a grid holds for the input size it was made at.
@@ -452,8 +580,12 @@ class GradCAM:
         # Keep a graph when any recorded layer may need a backward later.
         graph = graph or any(not self._analytic(n, prepared.size) for n in names)
         fresh = self._forward(prepared.tensor, names, gradients=graph)
-        if entry is not None:
-            fresh.gradients = entry.gradients  # same image, same model: still exact
+        if entry is not None:  # same image, same model: what it computed is still exact
+            fresh.gradients, fresh.guided, fresh.outputs = (
+                entry.gradients,
+                entry.guided,
+                entry.outputs,
+            )
         self._cache.put(prepared.fingerprint, fresh)
         return fresh
 
@@ -488,6 +620,7 @@ class GradCAM:
                 f"model scores have shape {tuple(scores.shape)}, expected "
                 f"({batch.shape[0]}, {self.num_classes}) as seen when the engine was built"
             )
+        _check_scores_finite(scores)
         seen: set[int] = set()
         nbytes = 0
         for record in records.values():
@@ -495,7 +628,10 @@ class GradCAM:
             if storage.data_ptr() not in seen:
                 seen.add(storage.data_ptr())
                 nbytes += storage.nbytes()
-        return _ImageEntry(scores=scores, records=records, activation_bytes=nbytes, graph=gradients)
+        size = (int(batch.shape[-2]), int(batch.shape[-1]))
+        return _ImageEntry(
+            scores=scores, records=records, activation_bytes=nbytes, size=size, graph=gradients
+        )
 
     def _method_inputs(
         self,
@@ -509,11 +645,12 @@ class GradCAM:
     ) -> MethodInputs:
         """Gather what ``method`` needs at ``name``, from the cache or one backward."""
         layout = self._layouts[name]
-        activations = layout.to_nchw(entry.records[name].value(self.model)).float()
+        activations = layout.to_nchw(entry.records[name].value(self.model), entry.size).float()
         alpha = gradients = head = None
         if method.needs_gradients or method.needs_alpha:
             grid = (int(activations.shape[-2]), int(activations.shape[-1]))
-            exact = self._head.alpha(name, classes, grid) if self._head is not None else None
+            pooled = self._pooled
+            exact = pooled.alpha(name, classes, grid) if pooled is not None else None
             if exact is not None:
                 # dY_c/dA^k_ij = W_ck / (h w) at every pixel: proven, so no backward.
                 alpha = sign * exact.to(self.device)
@@ -540,6 +677,7 @@ class GradCAM:
         if method.needs_head:
             assert self._found.cam is not None
             head = sign * self._found.cam.weight[list(classes)].to(self.device, torch.float32)
+        guided = self._guided(entry, prepared, classes, sign) if method.needs_guided else None
         return MethodInputs(
             activations=activations,
             classes=classes,
@@ -550,7 +688,26 @@ class GradCAM:
             alpha=alpha,
             head_weight=head,
             scores=self.scores,
+            guided=guided,
         )
+
+    def _guided(
+        self, entry: _ImageEntry, prepared: Prepared, classes: tuple[int, ...], sign: float
+    ) -> torch.Tensor:
+        """Guided-backprop input gradient of ``sign * Y_c``: cached, or a forward + backward."""
+        key = (classes, sign)
+        known = entry.guided.get(key)
+        if known is None:
+
+            def objective(output: Any) -> torch.Tensor:
+                return ClassScore(classes, sign)(scores_of(output, self.score_fn))
+
+            known = guided_gradients(self.model, prepared.tensor, objective)
+            self._forwards += 1
+            self._backwards += 1
+            entry.guided[key] = known
+            self._cache.shrink()
+        return known
 
     def _gradients(
         self, entry: _ImageEntry, classes: tuple[int, ...], name: str, full: bool, cache: bool
@@ -602,10 +759,12 @@ class GradCAM:
                 edge = entry.records[layer].edge
                 grad = by_edge.get((id(edge.node), edge.output_nr)) if edge is not None else None
                 if grad is None:  # the score does not depend on this layer
-                    shape = self._layouts[layer].to_nchw(entry.records[layer].output).shape
+                    shape = (
+                        self._layouts[layer].to_nchw(entry.records[layer].output, entry.size).shape
+                    )
                     grad_nchw = torch.zeros(shape, device=self.device)
                 else:
-                    grad_nchw = self._layouts[layer].to_nchw(grad).float()
+                    grad_nchw = self._layouts[layer].to_nchw(grad, entry.size).float()
                 result.alphas[layer] = grad_nchw.mean(dim=(-2, -1))
                 if layer in keep:
                     result.full[layer] = grad_nchw
@@ -618,10 +777,10 @@ class GradCAM:
 
     def _exact(self, layer: str, entry: _ImageEntry) -> bool:
         """Whether alpha at ``layer`` of this entry is analytic (so no gradient is asked)."""
-        if self._head is None:
+        if self._pooled is None:
             return False
         output = entry.records[layer].output
-        return output.dim() == 4 and self._head.covers(
+        return output.dim() == 4 and self._pooled.covers(
             layer, (int(output.shape[-2]), int(output.shape[-1]))
         )
 
@@ -682,7 +841,9 @@ class GradCAM:
         if cam is None:
             return None
         linear = find_linear(self.model, cam.weight)
-        layers = frozenset(cam.layers) & frozenset(self.layers)
+        # Channels-first maps only: the proof and alpha read the grid as the last two axes.
+        layers = frozenset(n for n in cam.layers if n in self._layouts)
+        layers = frozenset(n for n in layers if self._layouts[n].kind == "nchw")
         if linear is None or not layers:
             return None
         modules = dict(self.model.named_modules())
@@ -692,25 +853,38 @@ class GradCAM:
             torch.enable_grad(),
             recording({n: modules[n] for n in layers}, clone=self._clone) as records,
         ):
-            scores = scores_of(self.model(example.clone().requires_grad_(True)), self.score_fn)
+            try:
+                output = self.model(example.clone().requires_grad_(True))
+                raw = self.score_fn(output) if self.score_fn is not None else output
+                scores = check_scores(raw, int(example.shape[0]), self.score_fn)
+            except (RuntimeError, ValueError, TypeError):
+                # A model that cannot take two images at once gets no proof, only autograd.
+                return None
             grids = prove(records, layers, scores, linear)
         return PooledHead(linear, grids) if grids else None
 
-    def _targets(self, target: Target, scores: torch.Tensor, batched: bool) -> tuple[int, ...]:
-        """One class index per image from an index, a name, None (top-1) or a list."""
-        count = scores.shape[0]
+    def _wanted(self, target: Target, count: int) -> tuple[int | None, ...]:
+        """Check targets before any pass: one index (None = top-1) per image of the batch."""
+        if isinstance(target, (np.ndarray, torch.Tensor)) and target.ndim == 1:
+            target = target.tolist()
         if isinstance(target, (list, tuple)):
             if len(target) != count:
                 raise ValueError(f"got {len(target)} targets for a batch of {count} images")
-            return tuple(self._class_index(t, scores[i]) for i, t in enumerate(target))
-        if target is None:  # one argmax for the batch: one device sync, not one per image
-            return tuple(int(i) for i in scores.argmax(dim=1).tolist())
-        return tuple(self._class_index(target, scores[i]) for i in range(count))
+            return tuple(self._class_index(t) for t in target)
+        return (self._class_index(target),) * count
 
-    def _class_index(self, target: object, scores: torch.Tensor) -> int:
+    def _targets(self, wanted: tuple[int | None, ...], scores: torch.Tensor) -> tuple[int, ...]:
+        """The checked targets with each None replaced by that image's top-1 class."""
+        if all(c is not None for c in wanted):
+            return tuple(c for c in wanted if c is not None)
+        # One argmax for the batch: one device sync, not one per image.
+        top = scores.argmax(dim=1).tolist()
+        return tuple(int(top[i]) if c is None else c for i, c in enumerate(wanted))
+
+    def _class_index(self, target: object) -> int | None:
         """Validate one target: an int-like index, a class name, or None for the top-1."""
         if target is None:
-            return int(scores.argmax())
+            return None
         if isinstance(target, str):
             if target in self.classes:
                 return self.classes.index(target)
@@ -718,12 +892,11 @@ class GradCAM:
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise ValueError(f"unknown class name {target!r}{hint}")
         try:
-            if isinstance(target, bool):
-                raise TypeError
-            index = operator.index(cast(SupportsIndex, target))  # int, numpy int, 0-d tensor
+            index = as_index(target, "target")
         except TypeError:
             raise TypeError(
-                f"target must be a class index, a class name or None, got {type(target).__name__}"
+                "target must be a class index (int, numpy integer, 0-d integer tensor), a class "
+                f"name, None for the top-1 class, or a list of these, got {_kind(target)}"
             ) from None
         if not 0 <= index < self.num_classes:
             raise ValueError(
@@ -731,6 +904,24 @@ class GradCAM:
                 f"(0..{self.num_classes - 1})"
             )
         return index
+
+    def _follow_model(self) -> None:
+        """Drop cached passes if the model's weights changed; follow a moved or cast model."""
+        if self._cache.validate():
+            return
+        self.device, self.dtype = resolve_placement(self.model, self._device_argument)
+        pooled = self._pooled
+        if pooled is not None and (
+            self._head is None
+            or dict(self.model.named_modules()).get(self._head) is not pooled.linear
+        ):
+            self._pooled = None  # the head module was replaced: the proof was about the old one
+        cam = self._found.cam
+        if cam is not None and self._head is not None:
+            linear = dict(self.model.named_modules()).get(self._head)
+            if isinstance(linear, nn.Linear) and linear.weight.shape == cam.weight.shape:
+                fresh = dataclasses.replace(cam, weight=linear.weight.detach())
+                self._found = dataclasses.replace(self._found, cam=fresh)
 
     def _result(
         self,
@@ -797,25 +988,6 @@ class GradCAM:
         )
 
 
-def _placement(
-    model: nn.Module, device: str | torch.device | None
-) -> tuple[torch.device, torch.dtype]:
-    """The device inputs go to and the floating dtype the model computes in."""
-    params = [p for p in model.parameters()] + [b for b in model.buffers() if b.is_floating_point()]
-    floating = [p for p in params if p.is_floating_point()]
-    model_device = floating[0].device if floating else torch.device("cpu")
-    dtype = floating[0].dtype if floating else torch.float32
-    if device is None:
-        return model_device, dtype
-    wanted = torch.device(device)
-    if floating and wanted.type != model_device.type:
-        raise ValueError(
-            f"device={str(wanted)!r} but the model's parameters are on {model_device}; move the "
-            "model first (the engine never moves it), or leave device=None"
-        )
-    return wanted, dtype
-
-
 def _class_names(classes: Sequence[str] | Any | None, count: int) -> list[str]:
     """Class names from a list, from torchvision weights' metadata, or "0".."count-1"."""
     if classes is None:
@@ -829,3 +1001,65 @@ def _class_names(classes: Sequence[str] | Any | None, count: int) -> list[str]:
     if len(names) != count:
         raise ValueError(f"got {len(names)} class names but the model outputs {count} scores")
     return names
+
+
+def _checked(score_fn: ScoreFn | None) -> ScoreFn:
+    """The scoring step with the construction-time checks (see ``check_scores``)."""
+
+    def score(output: object) -> torch.Tensor:
+        scores = score_fn(output) if score_fn is not None else output
+        return check_scores(scores, 1, score_fn)
+
+    return score
+
+
+def _head_name(model: nn.Module, found: Discovery) -> str | None:
+    """The name of the linear module whose weight is the CAM head (to re-read it later)."""
+    if found.cam is None:
+        return None
+    address = found.cam.weight.data_ptr()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and module.weight.data_ptr() == address:
+            return str(name)
+    return None
+
+
+def _kind(value: object) -> str:
+    """``type value`` for messages."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _check_scores_finite(scores: torch.Tensor) -> None:
+    """Non-finite scores make every map and probability NaN: refuse them, naming the cause."""
+    try:
+        check_finite(scores.detach())
+    except ValueError:
+        raise ValueError(
+            f"the model's scores contain NaN or infinite values for this input ({scores.dtype}); "
+            "an activation overflowed inside the model (inputs far outside the range it was "
+            "trained on, or float16 overflow); no map is computed from them"
+        ) from None
+
+
+def _check_map(
+    coarse: torch.Tensor,
+    weights: torch.Tensor | None,
+    activations: torch.Tensor,
+    layer: str,
+    method: str,
+) -> None:
+    """A map must be finite; if not, say whether the activations, weights or method caused it."""
+    try:
+        check_finite(coarse)
+        return
+    except ValueError:
+        pass
+    cause = f"the method {method!r} produced them from finite inputs"
+    for what, tensor in (("activations", activations), ("channel weights", weights)):
+        if tensor is not None and not bool(torch.isfinite(tensor).all()):
+            cause = f"the {what} at layer {layer!r} are not finite (overflow inside the model)"
+            break
+    what = "output" if method == "activations" else f"{method} map"
+    raise ValueError(f"the {what} at layer {layer!r} contains NaN or inf: {cause}")

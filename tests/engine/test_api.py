@@ -177,3 +177,18 @@ def test_a_registered_method_needs_no_edit_to_the_engine(
         assert again.cached and plain.cached
     finally:
         METHODS.pop("test-grad-times-activation")
+
+
+def test_package_lists_and_lazily_loads_its_public_names() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, camwidgets\n"
+        "assert {'GradCAM', 'Explorer', 'zoo', 'CamResult'} <= set(dir(camwidgets))\n"
+        "assert 'torch' not in sys.modules and 'ipywidgets' not in sys.modules\n"
+        "assert camwidgets.zoo.SHAPE_CLASSES[0] == 'circle'\n"
+        "assert 'ipywidgets' not in sys.modules\n"
+        "assert camwidgets.GradCAM.__name__ == 'GradCAM'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -31,7 +31,7 @@ def images(n: int = 2, seed: int = 3) -> torch.Tensor:
 
 def autograd_only(engine: GradCAM) -> GradCAM:
     """The same engine with the analytic head switched off: every alpha from a backward."""
-    engine._head = None
+    engine._pooled = None
     return engine
 
 
@@ -195,9 +195,9 @@ def test_pinned_proof_falls_back_at_another_input_size() -> None:
     assert engine.cache_info().backwards == 0
     # Twice the size: the pool now averages 2x2 windows; with 4 outputs per channel the fc
     # input no longer fits, so use a pool-free check: the proof must not be used here.
-    assert engine._head is not None
-    assert not engine._head.covers("features", (2 * SIZE // 4, 2 * SIZE // 4))
-    assert engine._head.covers("features", (SIZE // 4, SIZE // 4))
+    assert engine._pooled is not None
+    assert not engine._pooled.covers("features", (2 * SIZE // 4, 2 * SIZE // 4))
+    assert engine._pooled.covers("features", (SIZE // 4, SIZE // 4))
 
 
 def test_tiny_net_in_place_residual_head() -> None:
