@@ -387,10 +387,11 @@ class GradCAM:
             >>> from camwidgets import GradCAM
             >>> engine = GradCAM(torchvision.models.resnet18(num_classes=4).eval())
             >>> engine.watch(["layer3", "layer4"])
-            >>> maps = engine.explain_classes(torch.randn(1, 3, 64, 64), [0, 1, 3], "layer3")
-            >>> [r.target for r in maps], engine.explain(
-            ...     torch.randn(1, 3, 64, 64) * 0, "layer4", 1).cached
-            ([0, 1, 3], False)
+            >>> x = torch.randn(1, 3, 64, 64)
+            >>> [r.target for r in engine.explain_classes(x, [0, 1, 3], layer="layer3")]
+            [0, 1, 3]
+            >>> engine.explain(x, layer="layer4", target=1, counterfactual=True).cached
+            True
         """
         if isinstance(targets, (str, int)) or not isinstance(targets, Sequence):
             raise TypeError(
