@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import IntEnum
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,8 +19,37 @@ HEIGHT = 660
 # A fixed width: JupyterLab leaves a FigureWidget at plotly's 700 px default, where the four
 # subplot titles of the top row run into each other (Voila stretches it to the page).
 WIDTH = 1100
-# Index of the weight bars in a panel figure: the trace a click handler listens to.
-BARS = 5
+
+
+class TraceRole(IntEnum):
+    """What each trace of a panel figure shows; the value is its index in ``fig.data``.
+
+    The figure builder owns the order: ``panel_parts`` checks that the parts give the traces in
+    this order, and every trace carries its role's name as its plotly ``name`` (front-end code
+    and browser tests find traces by name, never by position).
+    """
+
+    PICTURE = 0
+    HEATMAP = 1
+    COARSE = 2
+    ACTIVATION = 3
+    CONTRIBUTION = 4
+    BARS = 5
+
+    @property
+    def label(self) -> str:
+        """The trace's plotly ``name``: the role in lower case (``"heatmap"``)."""
+        return self.name.lower()
+
+
+# The roles of each part's traces, in figure order.
+_LAYOUT: tuple[tuple[TraceRole, ...], ...] = (
+    (TraceRole.PICTURE, TraceRole.HEATMAP),
+    (TraceRole.COARSE,),
+    (TraceRole.ACTIVATION,),
+    (TraceRole.CONTRIBUTION,),
+    (TraceRole.BARS,),
+)
 
 
 @dataclass(frozen=True)
@@ -68,19 +98,28 @@ class PanelView:
 def panel_parts(view: PanelView, max_side: int | None = None) -> list[Part]:
     """The five parts, in figure order (see ``panel_figure``)."""
     channel = view.shown_channel
-    return [
+    parts = [
         overlay_part(view.picture, view.heatmap, view.opacity, view.colorscale, max_side),
         coarse_part(view.coarse),
         activation_part(view.activations, channel),
         contribution_part(view.activations, view.weights, channel),
         weights_part(view.weights, view.top, channel),
     ]
+    return [_named(part, roles) for part, roles in zip(parts, _LAYOUT, strict=True)]
+
+
+def _named(part: Part, roles: tuple[TraceRole, ...]) -> Part:
+    """``part`` with each trace named after its role (and its trace count checked)."""
+    if len(part.traces) != len(roles):
+        raise ValueError(f"a part gave {len(part.traces)} traces for roles {roles}")
+    traces = [{**t, "name": r.label} for t, r in zip(part.traces, roles, strict=True)]
+    return replace(part, traces=traces)
 
 
 def panel_figure(view: PanelView, max_side: int | None = None) -> go.Figure:
     """Overlay, coarse map, A^k and alpha_k A^k in a row; the weights bar chart below.
 
-    Trace order: 0 picture, 1 heat map, 2 coarse map, 3 A^k, 4 alpha_k A^k, 5 weight bars.
+    ``TraceRole`` names each trace's place in ``fig.data``.
     """
     fig = compose(panel_parts(view, max_side), top=4, height=HEIGHT)
     fig.update_layout(width=WIDTH)

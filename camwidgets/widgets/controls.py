@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ipywidgets as w
 
-from ..engine import GradCAM, Prediction
+from ..engine import GradCAM
 from ..figures import COLORSCALES
 
 MAX_BARS = 128
@@ -47,15 +46,6 @@ class Controls:
         second = w.HBox([self.counterfactual, self.opacity, self.colorscale, self.bars])
         return w.VBox([first, second])
 
-    def class_options(self, predictions: Sequence[Prediction], extra: Prediction | None) -> None:
-        """Offer the top predictions, plus ``extra`` (a searched class) when not among them."""
-        shown = list(predictions)
-        if extra is not None and all(p.index != extra.index for p in shown):
-            shown.append(extra)
-        self.target.options = [
-            (class_label(p.index, p.name, p.probability), p.index) for p in shown
-        ]
-
 
 def build_controls(engine: GradCAM) -> Controls:
     """Controls for ``engine``'s layers and classes (no image yet: the class list is empty)."""
@@ -72,8 +62,10 @@ def build_controls(engine: GradCAM) -> Controls:
         target=w.Dropdown(description="class", layout=wide),
         search=w.Combobox(
             options=[search_option(i, n) for i, n in enumerate(engine.classes)],
-            placeholder="search all classes",
-            ensure_option=True,
+            placeholder="any class: name or index, Enter",
+            ensure_option=False,
+            # Submitted on Enter (or leaving the box), so "star" + Enter picks the class star.
+            continuous_update=False,
             layout=w.Layout(width="220px"),
         ),
         counterfactual=w.ToggleButton(

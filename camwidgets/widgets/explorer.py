@@ -28,6 +28,15 @@ class Explorer:
     Args:
         model: a ``torch.nn.Module``, or a ready ``GradCAM`` engine (then give no other argument).
         classes, transform, layers, device: as for ``GradCAM``.
+        all_layer_gradients: make each class's backward reach every layer, so that switching
+            layer never runs the model (``engine.gradient_depth`` set to the first layer).
+            Default: yes for the engine the Explorer builds, no for an engine you give (it is
+            left as you configured it).
+
+    Example:
+        >>> explorer = Explorer(model, classes=names)          # doctest: +SKIP
+        >>> explorer.show("cat.jpg")                           # doctest: +SKIP
+        >>> explorer.target = "tabby cat"                      # doctest: +SKIP
     """
 
     def __init__(
@@ -37,23 +46,44 @@ class Explorer:
         transform: Transform | None = None,
         layers: Sequence[str | nn.Module] | None = None,
         device: str | torch.device | None = None,
+        all_layer_gradients: bool | None = None,
     ) -> None:
+        if all_layer_gradients is not None and not isinstance(all_layer_gradients, bool):
+            raise TypeError(
+                f"all_layer_gradients must be a bool or None, got {all_layer_gradients!r}"
+            )
         if isinstance(model, GradCAM):
             if any(x is not None for x in (classes, transform, layers, device)):
                 raise TypeError("Explorer(engine) takes no other arguments: configure the GradCAM")
             self.engine = model
+            owned = False
         else:
             self.engine = GradCAM(
                 model, classes=classes, transform=transform, layers=layers, device=device
             )
+            owned = True
+        self.all_layer_gradients = owned if all_layer_gradients is None else all_layer_gradients
         self._panel: Panel | None = None
 
     @property
     def panel(self) -> Panel:
         """The panel, built on first use."""
         if self._panel is None:
-            self._panel = Panel(self.engine)
+            self._panel = Panel(self.engine, all_layer_gradients=self.all_layer_gradients)
         return self._panel
+
+    @property
+    def target(self) -> int | None:
+        """The class explained; set it by index or name (``explorer.target = "tabby cat"``).
+
+        Any class of the model can be set, not only the top predictions; names are matched
+        case-insensitively and an unknown one raises a ValueError with suggestions.
+        """
+        return self.panel.state.target if self._panel is not None else None
+
+    @target.setter
+    def target(self, query: Any) -> None:
+        self.panel.set_target(query)
 
     def show(self, image: Any) -> Root:
         """Explain ``image`` (or pick among a list of them) in the panel, display and return it.

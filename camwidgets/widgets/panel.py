@@ -33,9 +33,13 @@ from typing import Any
 import ipywidgets as w
 
 from ..engine import CacheInfo, CamResult, GradCAM, Prediction, Prepared
-from ..figures import BARS, PanelView, Part, panel_figure, panel_parts, png_data_uri, update_panel
-from .controls import Controls, build_controls, layer_label, search_option
+from ..figures import PanelView, Part, TraceRole, panel_figure, panel_parts, png_data_uri
+from ..figures import update_panel as draw
+from . import state as st
+from .classes import resolve_class
+from .controls import Controls, build_controls, class_label, layer_label
 from .figure_widget import FigureWidget
+from .state import PanelState
 
 WIRE_MAX_SIDE = 72
 TOP_K = 5
@@ -52,19 +56,37 @@ class _Image:
 
 
 class Panel:
-    """Controls, one figure and a status line around an engine.
+    """Controls, one figure and a status line around an engine, all driven by one state.
+
+    ``state`` (a ``PanelState``) is the only record of what is shown: a control change is
+    turned into a new state by a pure transition (``camwidgets.widgets.state``), the engine's
+    result for it is drawn, and the controls are written back from it. If drawing fails, the
+    error is shown and state, figure and controls stay as they were.
 
     Widget callbacks hold only a weak reference to the panel, so a widget that outlives it
     (or leaks, as FigureWidgets used to) never keeps the engine and its cache alive.
+
+    Args:
+        engine: the GradCAM engine; the panel reads from it and never reconfigures it, unless
+            ``all_layer_gradients`` says so.
+        max_side: the heat map over the picture is sent with at most this many pixels per axis.
+        all_layer_gradients: set ``engine.gradient_depth`` to the first layer, so that each
+            class's one backward reaches every layer and a layer switch never runs the model
+            (a full-depth backward per class instead of one down to the layers visited).
     """
 
-    def __init__(self, engine: GradCAM, max_side: int | None = WIRE_MAX_SIDE) -> None:
+    def __init__(
+        self,
+        engine: GradCAM,
+        max_side: int | None = WIRE_MAX_SIDE,
+        all_layer_gradients: bool = False,
+    ) -> None:
         self.engine = engine
-        # Each class's one backward reaches every layer in the dropdown, so a layer switch on
-        # an explained (image, class) never runs a model pass, even to a layer not yet visited.
-        engine.gradient_depth = engine.layers[0]
+        if all_layer_gradients and hasattr(engine, "gradient_depth"):
+            engine.gradient_depth = engine.layers[0]
         self.max_side = max_side
         self.controls: Controls = build_controls(engine)
+        self.state = PanelState(layer=engine.default_layer, bars=self.controls.bars.value)
         self.result: CamResult | None = None
         self.view = PanelView.blank()
         self.status = w.HTML("No image yet: call <code>explorer.show(image)</code>.")
@@ -75,14 +97,13 @@ class Panel:
         self.root.panel = self
         self._shown: list[Part] | None = panel_parts(self.view, max_side)
         self._images: list[_Image] = []
-        self._channel: int | None = None
         self._syncing = False
         self._wire()
 
     # -- public ------------------------------------------------------------------------------
 
     def load(self, images: Sequence[Any]) -> None:
-        """Show ``images`` (a picker appears for several), explaining the first one.
+        """Show ``images`` (a picker appears for several), explaining the first one's top class.
 
         Raises:
             ValueError, TypeError: from the engine, for an image it cannot take.
@@ -90,12 +111,40 @@ class Panel:
         if not images:
             raise ValueError("got an empty list of images")
         self._images = [_Image(self.engine.prepare(x), _label(x, i)) for i, x in enumerate(images)]
+        self.result = None
         picker = self.controls.image
         with self._quiet():
             picker.options = [(item.label, i) for i, item in enumerate(self._images)]
-            picker.value = 0
         picker.layout.display = None if len(images) > 1 else "none"
-        self._select_image(strict=True)
+        self._pick_image(0, strict=True)
+
+    def set_target(self, query: Any) -> None:
+        """Explain the class ``query`` names (index, name in any case, ``"3: cat"``).
+
+        Raises:
+            RuntimeError: before an image is shown.
+            ValueError, TypeError: for a class the model does not have (with suggestions).
+        """
+        index = resolve_class(query, self.engine.classes)
+        if not self._images:
+            raise RuntimeError("no image is shown yet: call explorer.show(image) first")
+        self.change(lambda s: st.pick_target(s, index, self._offered()), strict=True)
+
+    def change(self, transition: Callable[[PanelState], PanelState], strict: bool = False) -> bool:
+        """Move to ``transition(state)``, draw it and write the controls from it.
+
+        Errors (from the transition, the engine or the figures) are shown in the panel and the
+        panel stays as it was and usable; with ``strict`` they are also raised.
+
+        Returns:
+            Whether the new state is shown.
+        """
+        started, before = time.perf_counter(), self.engine.cache_info()
+        try:
+            new = transition(self.state)
+        except (ValueError, TypeError) as error:
+            return self._failed(error, strict)
+        return self._render(new, strict, (started, before))
 
     def close(self) -> None:
         """Close every widget of the panel (their front-end views disappear)."""
@@ -104,122 +153,130 @@ class Panel:
     # -- events ------------------------------------------------------------------------------
 
     def _wire(self) -> None:
-        """Connect control changes to the update paths, through weak references to self."""
+        """Connect control changes to transitions, through weak references to self."""
         c = self.controls
-        pairs: list[tuple[w.Widget, Callable[[Panel, dict[str, Any]], None]]] = [
-            (c.image, Panel._on_image),
-            (c.layer, Panel._on_layer),
-            (c.target, Panel._on_explain),
-            (c.counterfactual, Panel._on_explain),
+        pairs: list[tuple[w.Widget, Callable[[Panel, Any], Any]]] = [
+            (c.image, lambda p, v: p._pick_image(v)),
+            (c.layer, lambda p, v: p.change(lambda s: st.pick_layer(s, v))),
+            (c.target, lambda p, v: p.change(lambda s: st.pick_target(s, v, p._offered()))),
+            (c.counterfactual, lambda p, v: p.change(lambda s: st.set_counterfactual(s, v))),
             (c.search, Panel._on_search),
-            (c.opacity, Panel._on_style),
-            (c.colorscale, Panel._on_style),
-            (c.bars, Panel._on_style),
+            (c.opacity, lambda p, v: p.change(lambda s: st.set_style(s, opacity=v))),
+            (c.colorscale, lambda p, v: p.change(lambda s: st.set_style(s, colorscale=v))),
+            (c.bars, lambda p, v: p.change(lambda s: st.set_style(s, bars=v))),
         ]
         for widget, method in pairs:
             widget.observe(_weak(self, method), names="value")
-        self.figure.data[BARS].on_click(_weak(self, Panel._on_bar_click))
+        self.figure.data[TraceRole.BARS].on_click(_weak(self, Panel._on_bar_click))
 
-    def _on_image(self, change: dict[str, Any]) -> None:
-        self._select_image()
-
-    def _on_layer(self, change: dict[str, Any]) -> None:
-        self._channel = None  # channel indices mean nothing across layers
-        self._update(explain=True)
-
-    def _on_explain(self, change: dict[str, Any]) -> None:
-        self._update(explain=True)
-
-    def _on_style(self, change: dict[str, Any]) -> None:
-        self._update(explain=False)
-
-    def _on_search(self, change: dict[str, Any]) -> None:
-        index = _search_index(change["new"], self.engine.classes)
-        if index is not None and self._images:
-            self._set_target(index)
+    def _on_search(self, value: str) -> None:
+        if not value.strip() or not self._images:
+            return
+        try:
+            index = resolve_class(value, self.engine.classes)
+        except (ValueError, TypeError) as error:
+            self._failed(error, strict=False)
+            return
+        if self.change(lambda s: st.pick_target(s, index, self._offered())):
+            with self._quiet():
+                self.controls.search.value = ""
 
     def _on_bar_click(self, trace: Any, points: Any, state: Any) -> None:
         if points.point_inds:
-            self._channel = int(trace.customdata[points.point_inds[0]])
-            self._update(explain=False)
+            channel = int(trace.customdata[points.point_inds[0]])
+            self.change(lambda s: st.pick_channel(s, channel))
 
-    # -- state -> figure ---------------------------------------------------------------------
+    # -- state -> engine -> figure, controls, status ------------------------------------------
 
-    def _select_image(self, strict: bool = False) -> None:
-        """Switch to the picked image: its top predictions, its top-1 class, default channel.
-
-        Args:
-            strict: raise errors instead of showing them (for calls made by user code).
-        """
-        if self._syncing or not self._images:
+    def _pick_image(self, index: int | None, strict: bool = False) -> None:
+        """Switch to image ``index``: its predictions (one cached forward) and top class."""
+        if not self._images or index is None:
             return
-        start = (time.perf_counter(), self.engine.cache_info())  # the forward is this action's
-        item = self._current()
-        if item.predictions is None:
-            item.predictions = self._predict(item.prepared)
-        with self._quiet():
-            self.controls.class_options(item.predictions[:TOP_K], None)
-            self.controls.target.value = item.predictions[0].index
-        self._channel = None
-        self._update(explain=True, strict=strict, start=start)
-
-    def _set_target(self, index: int) -> None:
-        """Explain class ``index`` (chosen by search), adding it to the class list if needed."""
-        item = self._current()
-        assert item.predictions is not None
-        chosen = next(p for p in item.predictions if p.index == index)
-        with self._quiet():
-            self.controls.class_options(item.predictions[:TOP_K], chosen)
-            self.controls.target.value = index
-            self.controls.search.value = ""
-        self._update(explain=True)
-
-    def _update(
-        self, explain: bool, strict: bool = False, start: tuple[float, CacheInfo] | None = None
-    ) -> None:
-        """Bring the figure and the status line in line with the controls.
-
-        Errors (from the engine or the figures) are shown in the panel instead of the figure
-        changing, and the panel stays usable: the next change starts from a clean state. With
-        ``strict`` they are shown and raised. ``start`` is when the action began (time, cache
-        counters), if before this call.
-        """
-        if self._syncing or not self._images:
+        started, before = time.perf_counter(), self.engine.cache_info()
+        try:
+            item = self._images[index]
+            if item.predictions is None:
+                item.predictions = self._predict(item.prepared)
+            top = item.predictions[0].index
+        except Exception as error:
+            self._failed(error, strict)
             return
+        self._render(st.pick_image(self.state, index, top), strict, (started, before))
+
+    def _render(
+        self, new: PanelState, strict: bool, start: tuple[float, CacheInfo] | None = None
+    ) -> bool:
+        """Show ``new``: explain it if the engine's question changed, draw, write controls."""
+        if self._syncing:
+            return False
+        if not self._images:
+            self.state = new
+            self._write_controls()
+            return True
         started, before = start or (time.perf_counter(), self.engine.cache_info())
         try:
-            if explain or self.result is None:
-                c = self.controls
-                self.result = self.engine.explain(
-                    self._current().prepared,
-                    layer=c.layer.value,
-                    target=c.target.value,
-                    counterfactual=c.counterfactual.value,
+            result = self.result
+            if result is None or new.explanation != self.state.explanation:
+                result = self.engine.explain(
+                    self._images[new.image].prepared,
+                    layer=new.layer,
+                    target=new.target,
+                    counterfactual=new.counterfactual,
+                    method=new.method,
                 )
-            view = self._make_view(self.result)
-            self._shown = update_panel(self.figure, view, self.max_side, self._shown)
-            self.view = view
+            view = self._make_view(new, result)
+            self._shown = draw(self.figure, view, self.max_side, self._shown)
         except Exception as error:  # shown in the panel, as the issue asks
             self._shown = None  # the figure may be half updated: next time, update it all
-            self.error.value = _error_html(error)
-            if strict:
-                raise
-            return
+            return self._failed(error, strict)
+        self.state, self.result, self.view = new, result, view
+        self._write_controls()
         self.error.value = ""
         seconds = time.perf_counter() - started
-        self.status.value = self._status_html(self.result, seconds, before)
+        self.status.value = self._status_html(result, seconds, before)
+        return True
 
-    def _make_view(self, result: CamResult) -> PanelView:
-        """The figure's input for ``result`` and the style controls."""
-        item = self._current()
+    def _failed(self, error: Exception, strict: bool) -> bool:
+        """Show ``error``; put the controls back to the state still shown; raise if strict."""
+        self.error.value = _error_html(error)
+        self._write_controls()
+        if strict:
+            raise error
+        return False
+
+    def _write_controls(self) -> None:
+        """Write every control from ``state`` (changes made here trigger nothing)."""
+        s, c = self.state, self.controls
+        with self._quiet():
+            if self._images:
+                c.image.value = s.image
+                item = self._images[s.image]
+                if item.predictions is not None:
+                    options = _class_options(item.predictions, s.extra)
+                    if list(c.target.options) != options:
+                        c.target.options = options
+                    c.target.value = s.target
+            c.layer.value = s.layer
+            c.counterfactual.value = s.counterfactual
+            c.opacity.value = s.opacity
+            c.colorscale.value = s.colorscale
+            c.bars.value = s.bars
+
+    def _offered(self) -> list[int]:
+        """The top classes of the current image (the class list before any extra)."""
+        predictions = self._images[self.state.image].predictions if self._images else None
+        return [p.index for p in (predictions or [])[:TOP_K]]
+
+    def _make_view(self, state: PanelState, result: CamResult) -> PanelView:
+        """The figure's input for ``result`` drawn as ``state`` says."""
+        item = self._images[state.image]
         if item.picture is None:
             display = item.prepared.display  # (1, H, W, 3) for one image
             item.picture = png_data_uri(display[0] if display.ndim == 4 else display)
         weights = result.weights.numpy()
-        channel = self._channel
+        channel = state.channel
         if channel is not None and not 0 <= channel < weights.size:
-            channel = self._channel = None
-        c = self.controls
+            raise ValueError(f"channel {channel} is out of range: the layer has {weights.size}")
         return PanelView(
             picture=item.picture,
             heatmap=result.heatmap.numpy(),
@@ -227,14 +284,14 @@ class Panel:
             weights=weights,
             activations=result.activations.numpy(),
             channel=channel,
-            top=c.bars.value,
-            opacity=c.opacity.value,
-            colorscale=c.colorscale.value,
+            top=state.bars,
+            opacity=state.opacity,
+            colorscale=state.colorscale,
         )
 
     def _status_html(self, result: CamResult, seconds: float, before: CacheInfo) -> str:
         """Predicted class, the class explained, its score, the layer, and what the update cost."""
-        predictions = self._current().predictions
+        predictions = self._images[self.state.image].predictions
         assert predictions is not None
         top = predictions[0]
         after = self.engine.cache_info()
@@ -257,7 +314,7 @@ class Panel:
     # -- helpers -----------------------------------------------------------------------------
 
     def _current(self) -> _Image:
-        return self._images[self.controls.image.value or 0]
+        return self._images[self.state.image]
 
     def _predict(self, prepared: Prepared) -> list[Prediction]:
         """Every class, most probable first (one cached forward serves all of them)."""
@@ -325,21 +382,32 @@ class Root(w.VBox):  # type: ignore[misc]
             widget.close()
 
 
-def _weak(panel: Panel, method: Callable[..., None]) -> Callable[..., None]:
-    """A callback calling ``method`` on ``panel`` while it lives, doing nothing after."""
+def _weak(panel: Panel, method: Callable[..., Any]) -> Callable[..., None]:
+    """A callback calling ``method`` on ``panel`` while it lives, doing nothing after.
+
+    A traitlets change (one dict argument) is passed on as its new value; a plotly click
+    (trace, points, state) as it is.
+    """
     ref = weakref.ref(panel)
 
     def call(*args: Any) -> None:
         target = ref()
-        if target is not None:
+        if target is None or target._syncing:
+            return
+        if len(args) == 1 and isinstance(args[0], dict) and "new" in args[0]:
+            method(target, args[0]["new"])
+        else:
             method(target, *args)
 
     return call
 
 
-def _search_index(value: str, classes: list[str]) -> int | None:
-    """The class index of a search-box entry (``"3: cat"``), None for partial input."""
-    return {search_option(i, name): i for i, name in enumerate(classes)}.get(value)
+def _class_options(predictions: Sequence[Prediction], extra: Sequence[int]) -> list[Any]:
+    """The class list: the top predictions, then the classes chosen beyond them."""
+    shown = list(predictions[:TOP_K])
+    by_index = {p.index: p for p in predictions}
+    shown += [by_index[i] for i in extra if i in by_index and by_index[i] not in shown]
+    return [(class_label(p.index, p.name, p.probability), p.index) for p in shown]
 
 
 def _label(image: Any, index: int) -> str:

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-from plotly.callbacks import Points
 
 from camwidgets import Explorer
 from camwidgets.engine import GradCAM
-from camwidgets.figures import BARS
+from camwidgets.figures import TraceRole
 from camwidgets.widgets.figure_widget import FigureWidget
 from camwidgets.widgets.panel import Panel
+from tests.widgets.helpers import click
 
 
 def live(kind: type) -> int:
@@ -49,8 +49,9 @@ def test_show_again_does_not_grow_memory(
     make_engine: Callable[..., GradCAM], images: list[np.ndarray]
 ) -> None:
     ex = Explorer(make_engine())
-    for _ in range(2):  # warm up: caches of plotly validators, torch kernels, the engine
+    for _ in range(3):  # warm up: caches of plotly validators, torch kernels, the engine
         ex.show(images[:2])
+        ex.panel.controls.counterfactual.value = not ex.panel.controls.counterfactual.value
     tracemalloc.start()
     try:
         gc.collect()
@@ -108,8 +109,7 @@ def test_widget_callbacks_do_not_keep_the_panel_alive(
     del panel
     gc.collect()
     assert ref() is None
-    points = Points(point_inds=[0], xs=[None], ys=[None], trace_name=None, trace_index=BARS)
-    figure.data[BARS]._dispatch_on_click(points, None)  # a no-op now, not an error
+    click(figure, 0)  # a no-op now, not an error
     controls.counterfactual.value = True
     figure.close()
 
@@ -166,7 +166,7 @@ def test_figure_exports_the_current_view_at_full_resolution(
     assert type(fig) is go.Figure and len(fig.data) == 6
     result = ex.result
     assert result is not None and result.layer == "layer3" and result.counterfactual
-    heat = grid(fig.data[1])[2]
+    heat = grid(fig.data[TraceRole.HEATMAP])[2]
     assert heat.shape == result.heatmap.shape
     np.testing.assert_array_equal(heat, result.heatmap.numpy())
     path = ex.save_html(tmp_path / "view.html", include_plotlyjs=False)
