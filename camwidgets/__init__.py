@@ -1,28 +1,47 @@
-"""camwidgets: see why a convolutional network decides what it decides.
+"""camwidgets: see why a neural network decides what it decides.
 
-``GradCAM`` is the cached engine; ``Explorer`` the Jupyter panel built on it. Imports are lazy so
-that ``import camwidgets`` stays cheap and the engine never pulls in widget code.
+``GradCAM`` is the cached engine; ``Explorer`` the Jupyter panel built on it; ``zoo`` the teaching
+models and scenes that ship. Imports are lazy so that ``import camwidgets`` stays cheap and the
+engine never pulls in widget code; ``dir(camwidgets)`` lists every public name all the same.
+
+>>> import camwidgets
+>>> "GradCAM" in dir(camwidgets) and "Explorer" in dir(camwidgets)
+True
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from . import zoo
     from .engine import CamResult, GradCAM, Prediction
     from .widgets.explorer import Explorer
 
-__all__ = ["CamResult", "Explorer", "GradCAM", "Prediction"]
 __version__ = "0.1.0"
+
+# public name -> (module to import, attribute in it, or None for the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "GradCAM": (".engine", "GradCAM"),
+    "CamResult": (".engine", "CamResult"),
+    "Prediction": (".engine", "Prediction"),
+    "Explorer": (".widgets.explorer", "Explorer"),
+    "zoo": (".zoo", None),
+}
+
+__all__ = ["CamResult", "Explorer", "GradCAM", "Prediction", "zoo"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("GradCAM", "CamResult", "Prediction"):
-        from . import engine
+    if name not in _LAZY:
+        raise AttributeError(f"module 'camwidgets' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name, __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
-        return getattr(engine, name)
-    if name == "Explorer":
-        from .widgets.explorer import Explorer
 
-        return Explorer
-    raise AttributeError(f"module 'camwidgets' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])

@@ -18,28 +18,42 @@ from .cache import ByteLRU
 from .capture import Record, evaluating, recording, unrecoverable
 from .inputs import ImageLike, Prepared, Transform, default_transform, prepare
 from .layers import Discovery, ScoreFn, discover, resolve_layer, scores_of
-from .methods import METHODS, ClassScore, cam_weights, gradcam_weights
+from .layouts import NCHW, Layout
+from .methods import METHODS as METHOD_REGISTRY
+from .methods import ClassScore, Method, MethodInputs, get_method
 from .result import CacheInfo, CamResult, Prediction
 
 Target = int | str | None | Sequence[int | str]
 
 
 @dataclass(eq=False)
+class _ClassGradients:
+    """The gradients of one class set: alpha for every layer from ``depth`` on, and the full
+    gradient tensors of the layers that a gradient-reading method asked for so far."""
+
+    depth: int
+    alphas: dict[str, torch.Tensor]
+    full: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def nbytes(self) -> int:
+        """Bytes held by the alphas and the full gradients."""
+        tensors = [*self.alphas.values(), *self.full.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@dataclass(eq=False)
 class _ImageEntry:
-    """Cached state of one distinct input batch: scores with their graph, layer records, alphas."""
+    """Cached state of one distinct input batch: scores with their graph, layer records, grads."""
 
     scores: torch.Tensor
     records: dict[str, Record]
     activation_bytes: int
-    # classes -> (index of the deepest layer covered, alpha (N, K) per layer from there on)
-    alphas: dict[tuple[int, ...], tuple[int, dict[str, torch.Tensor]]] = field(default_factory=dict)
+    # classes -> alpha per layer (and full gradients where asked) of that class set
+    gradients: dict[tuple[int, ...], _ClassGradients] = field(default_factory=dict)
 
     def nbytes(self) -> int:
-        """Estimated bytes held: activations, about as much again in the retained graph, alphas."""
-        alpha_bytes = sum(
-            a.numel() * a.element_size() for _, per in self.alphas.values() for a in per.values()
-        )
-        return 2 * self.activation_bytes + alpha_bytes
+        """Estimated bytes held: activations, about as much again in the retained graph, grads."""
+        return 2 * self.activation_bytes + sum(g.nbytes() for g in self.gradients.values())
 
 
 class GradCAM:
@@ -114,6 +128,11 @@ class GradCAM:
         self.num_classes: int = found.num_classes
         self.classes: list[str] = _class_names(classes, found.num_classes)
         self._clone = frozenset(found.clone) & frozenset(names)
+        # How each layer's output lies over the image grid; methods always see (N, C, h, w).
+        self._layouts: dict[str, Layout] = {n: NCHW for n in names}
+        # Layers a gradient-reading method (Grad-CAM++, ...) was asked at: their full gradients
+        # are kept by each later backward, so switching between such methods costs no pass.
+        self._full_layers: set[str] = set()
         self._cache: ByteLRU[str, _ImageEntry] = ByteLRU(cache_bytes, _ImageEntry.nbytes)
         self._depth = len(names)  # index of the deepest layer gradients were asked for so far
         self._forwards = 0
@@ -148,6 +167,11 @@ class GradCAM:
         """Preprocess an image (or a list, or an NCHW tensor) into a model-ready batch."""
         return prepare(image, self.transform, self.channels, self.device, self.dtype)
 
+    def methods(self, layer: str | nn.Module | None = None) -> list[str]:
+        """The names of the methods usable at ``layer`` (default layer if None)."""
+        name = self._layer(layer)
+        return [n for n, m in METHOD_REGISTRY.items() if m.unavailable(self, name) is None]
+
     def explain(
         self,
         image: ImageLike | Sequence[ImageLike] | Prepared,
@@ -155,6 +179,7 @@ class GradCAM:
         target: Target = None,
         counterfactual: bool = False,
         method: str = "gradcam",
+        cache: bool = True,
     ) -> CamResult:
         """Explain ``target`` for ``image`` at ``layer``.
 
@@ -162,33 +187,31 @@ class GradCAM:
             image: see ``prepare``; a list or an (N, C, H, W) tensor is a batch.
             layer: a candidate layer name or module; default the last spatial layer.
             target: class index or name, None for the top-1, or one per image for a batch.
-            counterfactual: negate alpha: regions whose removal would raise the score.
-            method: "gradcam", or "cam" at a layer read by a global-average-pool + linear head.
+            counterfactual: explain -Y_c: regions whose removal would raise the score.
+            method: a registered method name (``engine.methods(layer)`` lists the usable ones).
+            cache: False for the batch path: nothing is cached, only ``layer`` is recorded and
+                no graph is kept beyond the call (same numbers).
 
         Returns:
             A frozen CamResult; tensors are detached float32 on the CPU.
         """
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
+        chosen = get_method(method)
         if not isinstance(counterfactual, bool):
             raise TypeError(f"counterfactual must be a bool, got {type(counterfactual).__name__}")
+        if counterfactual and not chosen.supports_counterfactual:
+            raise ValueError(f"method {chosen.name!r} has no counterfactual (it is class-agnostic)")
         name = self._layer(layer)
-        if method == "cam" and name not in self.cam_layers:
-            where = ", ".join(self.cam_layers) or "no layer: the model has no GAP + linear head"
-            raise ValueError(f"CAM is defined only at the pooled layer(s): {where}; got {name!r}")
+        reason = chosen.unavailable(self, name)
+        if reason is not None:
+            raise ValueError(reason)
         prepared = self.prepare(image)
         passes = self._forwards + self._backwards
-        entry = self._entry(prepared)
+        entry = self._entry(prepared) if cache else self._forward(prepared.tensor, [name])
         classes = self._targets(target, entry.scores, prepared.batched)
-        target_score = ClassScore(classes, sign=-1.0 if counterfactual else 1.0)
-        if method == "cam":
-            assert self._found.cam is not None
-            raw = cam_weights(self._found.cam.weight, classes)
-        else:
-            raw = self._gradcam_alphas(entry, classes, self.layers.index(name))[name]
-        alpha = target_score.sign * raw.to(self.device, torch.float32)
-        activations = entry.records[name].value(self.model).float()
-        coarse = torch.einsum("nk,nkhw->nhw", alpha, activations)
+        sign = -1.0 if counterfactual else 1.0
+        inputs = self._method_inputs(chosen, entry, prepared, classes, name, sign, cache)
+        output = chosen(inputs)
+        coarse = output.coarse.float()
         heatmap = F.interpolate(
             coarse.clamp_min(0).unsqueeze(1),
             size=prepared.size,
@@ -199,12 +222,32 @@ class GradCAM:
             prepared.batched,
             entry.scores.detach().float(),
             classes,
-            (heatmap, coarse, alpha, activations),
+            (heatmap, coarse, output.weights, inputs.activations),
             layer=name,
             counterfactual=counterfactual,
-            method=method,
+            method=chosen.name,
             cached=passes == self._forwards + self._backwards,
         )
+
+    def activations(
+        self, image: ImageLike | Sequence[ImageLike] | Prepared, layer: str | nn.Module | None
+    ) -> torch.Tensor:
+        """The layer's output for a batch, (N, K, h, w) float32 on the model's device.
+
+        One forward without gradients, recording only ``layer``; nothing is cached.
+        """
+        name = self._layer(layer)
+        prepared = self.prepare(image)
+        entry = self._forward(prepared.tensor, [name], gradients=False)
+        return self._layouts[name].to_nchw(entry.records[name].value(self.model)).float()
+
+    def scores(self, batch: torch.Tensor | Prepared) -> torch.Tensor:
+        """Raw class scores (N, classes) of a preprocessed batch, in eval mode, no gradients."""
+        prepared = self.prepare(batch)
+        with evaluating(self.model), torch.no_grad():
+            scores = scores_of(self.model(prepared.tensor), self.score_fn)
+        self._forwards += 1
+        return scores.detach()
 
     def predict(
         self, image: ImageLike | Sequence[ImageLike] | Prepared, k: int = 5
@@ -263,20 +306,23 @@ class GradCAM:
             self._cache.put(prepared.fingerprint, entry)
         return entry
 
-    def _forward(self, batch: torch.Tensor) -> _ImageEntry:
-        """One forward that records every candidate layer's output and gradient edge."""
+    def _forward(
+        self, batch: torch.Tensor, layers: Sequence[str] | None = None, gradients: bool = True
+    ) -> _ImageEntry:
+        """One forward that records the output and gradient edge of ``layers`` (default all)."""
         modules = dict(self.model.named_modules())
-        targets = {name: modules[name] for name in self.layers}
+        targets = {name: modules[name] for name in (self.layers if layers is None else layers)}
         while True:
             with (
                 evaluating(self.model),
                 torch.inference_mode(False),
-                torch.enable_grad(),
+                torch.set_grad_enabled(gradients),
                 recording(targets, clone=self._clone) as records,
             ):
                 # The input requires grad so the graph exists even with frozen parameters;
                 # gradients still go only where autograd.grad asks (never into .grad).
-                scores = scores_of(self.model(batch.clone().requires_grad_(True)), self.score_fn)
+                source = batch.clone().requires_grad_(True) if gradients else batch
+                scores = scores_of(self.model(source), self.score_fn)
             self._forwards += 1
             missing = unrecoverable(records) - self._clone
             if not missing:
@@ -298,43 +344,88 @@ class GradCAM:
                 nbytes += storage.nbytes()
         return _ImageEntry(scores=scores, records=records, activation_bytes=nbytes)
 
-    def _gradcam_alphas(
-        self, entry: _ImageEntry, classes: tuple[int, ...], index: int
-    ) -> dict[str, torch.Tensor]:
-        """Alpha of every layer from ``index`` on for these classes: cached, or one backward."""
-        known = entry.alphas.get(classes)
-        if known is not None and known[0] <= index:
-            return known[1]
-        # Go as deep as any layer asked for before, so one backward per class serves them all.
-        self._depth = depth = min(index, self._depth)
-        names = self.layers[depth:]
+    def _method_inputs(
+        self,
+        method: Method,
+        entry: _ImageEntry,
+        prepared: Prepared,
+        classes: tuple[int, ...],
+        name: str,
+        sign: float,
+        cache: bool,
+    ) -> MethodInputs:
+        """Gather what ``method`` needs at ``name``, from the cache or one backward."""
+        layout = self._layouts[name]
+        activations = layout.to_nchw(entry.records[name].value(self.model)).float()
+        alpha = gradients = head = None
+        if method.needs_gradients or method.needs_alpha:
+            if method.needs_gradients:
+                self._full_layers.add(name)
+            grads = self._gradients(entry, classes, name, method.needs_gradients, cache)
+            alpha = sign * grads.alphas[name].to(self.device, torch.float32)
+            if method.needs_gradients:
+                gradients = sign * grads.full[name].to(self.device, torch.float32)
+        if method.needs_head:
+            assert self._found.cam is not None
+            head = sign * self._found.cam.weight[list(classes)].to(self.device, torch.float32)
+        return MethodInputs(
+            activations=activations,
+            classes=classes,
+            sign=sign,
+            layer=name,
+            image=prepared.tensor,
+            gradients=gradients,
+            alpha=alpha,
+            head_weight=head,
+            scores=self.scores,
+        )
+
+    def _gradients(
+        self, entry: _ImageEntry, classes: tuple[int, ...], name: str, full: bool, cache: bool
+    ) -> _ClassGradients:
+        """Alpha (and, if ``full``, the gradient) at ``name`` for these classes: cached, or one
+        backward that serves every layer from the deepest asked for so far onward."""
+        index = self.layers.index(name)
+        known = entry.gradients.get(classes)
+        if known is not None and known.depth <= index and (not full or name in known.full):
+            return known
+        if cache:
+            # Go as deep as any layer asked for before, so one backward per class serves them all.
+            self._depth = depth = min(index, self._depth)
+            names = [n for n in self.layers[depth:] if n in entry.records]
+            keep = {n for n in names if n in self._full_layers}
+        else:
+            depth, names, keep = index, [name], {name} if full else set()
         edges: dict[tuple[int, int], GradientEdge] = {}
-        for name in names:
-            edge = entry.records[name].edge
+        for layer in names:
+            edge = entry.records[layer].edge
             if edge is not None:
                 edges.setdefault((id(edge.node), edge.output_nr), edge)
         with torch.inference_mode(False), torch.enable_grad():
             grads = torch.autograd.grad(
                 ClassScore(classes)(entry.scores),
                 list(edges.values()),
-                retain_graph=True,
+                retain_graph=cache,
                 allow_unused=True,
             )
         self._backwards += 1
         by_edge = dict(zip(edges, grads, strict=True))
-        alphas: dict[str, torch.Tensor] = {}
-        for name in names:
-            edge = entry.records[name].edge
+        result = _ClassGradients(depth, {})
+        for layer in names:
+            edge = entry.records[layer].edge
             grad = by_edge.get((id(edge.node), edge.output_nr)) if edge is not None else None
-            channels = self.layer_shapes[name][0]
-            alphas[name] = (
-                gradcam_weights(grad.float())
-                if grad is not None
-                else torch.zeros(len(classes), channels, device=self.device)
-            )
-        entry.alphas[classes] = (depth, alphas)
-        self._cache.shrink()
-        return alphas
+            if grad is None:  # the score does not depend on this layer
+                shape = self._layouts[layer].to_nchw(entry.records[layer].output).shape
+                grad_nchw = torch.zeros(shape, device=self.device)
+            else:
+                grad_nchw = self._layouts[layer].to_nchw(grad).float()
+            result.alphas[layer] = grad_nchw.mean(dim=(-2, -1))
+            if layer in keep:
+                result.full[layer] = grad_nchw
+        if cache:
+            entry.gradients[classes] = result
+            self._cache.shrink()
+        return result
 
     def _targets(self, target: Target, scores: torch.Tensor, batched: bool) -> tuple[int, ...]:
         """One class index per image from an index, a name, None (top-1) or a list."""
@@ -375,11 +466,12 @@ class GradCAM:
         batched: bool,
         scores: torch.Tensor,
         classes: tuple[int, ...],
-        maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+        maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor],
         layer: str,
         counterfactual: bool,
         method: str,
         cached: bool,
+        guided: torch.Tensor | None = None,
     ) -> CamResult:
         """Assemble a CamResult on the CPU, squeezing the batch axis for a single image."""
         probabilities = scores.softmax(dim=1)
@@ -387,10 +479,17 @@ class GradCAM:
         score = tuple(float(scores[i, c]) for i, c in zip(rows, classes, strict=True))
         prob = tuple(float(probabilities[i, c]) for i, c in zip(rows, classes, strict=True))
         names = tuple(self.classes[c] for c in classes)
-        heatmap, coarse, weights, activations = (
-            t.detach().float().cpu() if batched else t.detach().float().cpu()[0] for t in maps
-        )
-        common = {"layer": layer, "counterfactual": counterfactual, "method": method}
+
+        def host(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            t = t.detach().float().cpu()
+            return t if batched else t[0]
+
+        heatmap, coarse, weights, activations = (host(t) for t in maps)
+        logits, guided_map = host(scores), host(guided)
+        assert heatmap is not None and coarse is not None and activations is not None
+        assert logits is not None
         if batched:
             return CamResult(
                 heatmap,
@@ -401,8 +500,12 @@ class GradCAM:
                 names,
                 score,
                 prob,
+                layer=layer,
+                counterfactual=counterfactual,
+                method=method,
                 cached=cached,
-                **common,  # type: ignore[arg-type]
+                logits=logits,
+                guided=guided_map,
             )
         return CamResult(
             heatmap,
@@ -413,8 +516,12 @@ class GradCAM:
             names[0],
             score[0],
             prob[0],
+            layer=layer,
+            counterfactual=counterfactual,
+            method=method,
             cached=cached,
-            **common,  # type: ignore[arg-type]
+            logits=logits,
+            guided=guided_map,
         )
 
 

@@ -2,36 +2,48 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
 
 import torch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CamResult:
-    """One Grad-CAM (or CAM) explanation of one image, or of a batch.
+    """One explanation of one image, or of a batch (which indexes and iterates as single ones).
 
     Tensors are detached float32 on the CPU. For a batch of N images every tensor gains a leading
-    N axis and ``target``, ``target_name``, ``score`` and ``probability`` become tuples.
+    N axis and ``target``, ``target_name``, ``score`` and ``probability`` become tuples;
+    ``res[i]`` is image i's own result and ``for r in res`` walks them.
 
     Attributes:
         heatmap: ReLU(coarse) bilinearly resized to the model-input size, (H, W). Not normalised.
-        coarse: the signed map before ReLU, sum_k alpha_k A^k, (h, w).
-        weights: the channel weights alpha, (K,).
-        activations: the layer output A, (K, h, w).
+        coarse: the signed map before ReLU, e.g. sum_k alpha_k A^k for Grad-CAM, (h, w).
+        weights: the channel weights alpha, (K,); None for methods without channel weights.
+        activations: the layer output A, (K, h, w), channels first.
         target: the class index explained.
         target_name: its name.
         score: the raw (pre-softmax) score of that class.
         probability: its softmax probability.
         layer: the layer's dotted name.
-        counterfactual: whether alpha was negated.
-        method: "gradcam" or "cam".
+        counterfactual: whether the explanation is of -Y_c (regions that lower the score).
+        method: the method's name ("gradcam", "cam", ...).
         cached: True when the call ran no model pass (forward or backward).
+        logits: raw scores of every class, (classes,).
+        guided: guided backpropagation times the map, (3, H, W), for "guided-gradcam" only.
+
+    Example:
+        >>> import torch, torchvision
+        >>> from camwidgets import GradCAM
+        >>> engine = GradCAM(torchvision.models.resnet18(num_classes=3).eval())
+        >>> res = engine.explain(torch.randn(2, 3, 64, 64), target=[0, 2])
+        >>> [r.target for r in res], res[1].heatmap.shape
+        ([0, 2], torch.Size([64, 64]))
     """
 
     heatmap: torch.Tensor
     coarse: torch.Tensor
-    weights: torch.Tensor
+    weights: torch.Tensor | None
     activations: torch.Tensor
     target: int | tuple[int, ...]
     target_name: str | tuple[str, ...]
@@ -41,11 +53,53 @@ class CamResult:
     counterfactual: bool
     method: str
     cached: bool
+    logits: torch.Tensor
+    guided: torch.Tensor | None = None
 
     @property
     def batched(self) -> bool:
         """Whether this result covers a batch (tensors carry a leading N axis)."""
         return isinstance(self.target, tuple)
+
+    def __len__(self) -> int:
+        if not isinstance(self.target, tuple):
+            raise TypeError("a single image's CamResult has no len(); batch results do")
+        return len(self.target)
+
+    def __getitem__(self, index: int) -> CamResult:
+        """Image ``index`` of a batch result, as a single-image result."""
+        if not isinstance(self.target, tuple):
+            raise TypeError("a single image's CamResult cannot be indexed; batch results can")
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"batch results are indexed by int, got {type(index).__name__}")
+        count = len(self.target)
+        if not -count <= index < count:
+            raise IndexError(f"index {index} out of range for a batch of {count}")
+        i = index % count
+        values = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (torch.Tensor, tuple)):
+                value = value[i]
+            values[f.name] = value
+        return CamResult(**values)
+
+    def __iter__(self) -> Iterator[CamResult]:
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.heatmap.shape))
+        mode = ", counterfactual" if self.counterfactual else ""
+        if isinstance(self.target, tuple):
+            return (
+                f"CamResult(batch of {len(self.target)}, method={self.method!r}, "
+                f"layer={self.layer!r}, targets={list(self.target)}, heatmap {shape}{mode})"
+            )
+        return (
+            f"CamResult(method={self.method!r}, layer={self.layer!r}, target={self.target} "
+            f"({self.target_name!r}), score={self.score:.4g}, p={self.probability:.3f}, "
+            f"heatmap {shape}, max {float(self.heatmap.max()):.4g}{mode})"
+        )
 
 
 @dataclass(frozen=True)

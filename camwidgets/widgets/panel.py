@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+import numpy as np
 
 from ..engine import CacheInfo, CamResult, GradCAM, Prediction, Prepared
 from ..figures import PanelView, Part, TraceRole, panel_figure, panel_parts, png_data_uri
@@ -273,7 +274,12 @@ class Panel:
         if item.picture is None:
             display = item.prepared.display  # (1, H, W, 3) for one image
             item.picture = png_data_uri(display[0] if display.ndim == 4 else display)
-        weights = result.weights.numpy()
+        # Methods without channel weights (HiResCAM, LayerCAM) draw no bars.
+        weights = (
+            result.weights.numpy()
+            if result.weights is not None
+            else np.zeros(result.activations.shape[0], dtype=np.float32)
+        )
         channel = state.channel
         if channel is not None and not 0 <= channel < weights.size:
             raise ValueError(f"channel {channel} is out of range: the layer has {weights.size}")
