@@ -13,7 +13,8 @@ from torch import nn
 from ..engine import CamResult, GradCAM
 from ..engine.inputs import Transform
 from ..figures import panel_figure
-from .panel import Panel, Root
+from .panel import Panel
+from .root import Root
 
 
 class Explorer:
@@ -68,7 +69,7 @@ class Explorer:
     @property
     def panel(self) -> Panel:
         """The panel, built on first use."""
-        if self._panel is None:
+        if self._panel is None or self._panel.closed:
             self._panel = Panel(self.engine, all_layer_gradients=self.all_layer_gradients)
         return self._panel
 

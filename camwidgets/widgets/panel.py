@@ -40,6 +40,7 @@ from . import state as st
 from .classes import resolve_class
 from .controls import Controls, build_controls, class_label, layer_label
 from .figure_widget import FigureWidget
+from .root import Root
 from .state import PanelState
 
 WIRE_MAX_SIDE = 72
@@ -94,8 +95,8 @@ class Panel:
         self.error = w.HTML()
         self.figure = FigureWidget(panel_figure(self.view, max_side))
         self.root = Root([self.controls.box(), self.error, self.figure, self.status])
-        # The displayed box keeps the panel (and so the engine) alive, callbacks do not.
-        self.root.panel = self
+        # Once displayed, the box keeps the panel (and so the engine) alive; callbacks never do.
+        self.root.attach(self)
         self._shown: list[Part] | None = panel_parts(self.view, max_side)
         self._images: list[_Image] = []
         self._syncing = False
@@ -149,7 +150,16 @@ class Panel:
 
     def close(self) -> None:
         """Close every widget of the panel (their front-end views disappear)."""
-        self.root.close_all()
+        self.root.release()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the panel's widgets were closed (by ``close`` or a re-run of its cell)."""
+        return bool(self.root.released)
+
+    def static_bundle(self) -> dict[str, Any]:
+        """Extra mime data beside the widget view (the static picture; none before a result)."""
+        return {}
 
     # -- events ------------------------------------------------------------------------------
 
@@ -335,57 +345,6 @@ class Panel:
             yield
         finally:
             self._syncing = False
-
-
-class Root(w.VBox):  # type: ignore[misc]
-    """The panel's outer box. ``Explorer.show`` displays it and also returns it; when that call
-    is the cell's last expression, IPython would display it a second time: that one is skipped.
-    """
-
-    _shown_in: int | None = None
-    panel: Panel | None = None
-
-    def display_now(self) -> None:
-        """Display the panel in the current output and remember the cell it was shown in."""
-        from IPython import get_ipython
-        from IPython.display import display
-
-        shell = get_ipython()
-        if shell is None:
-            return  # not in IPython: nothing can show a widget
-        self._shown_in = getattr(shell, "execution_count", None)
-        display(self._repr_mimebundle_(), raw=True)  # type: ignore[no-untyped-call]
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        # Every way of displaying the panel comes here: hold figure updates until the new view
-        # has drawn once, or its click listeners may never attach (FigureWidget, fix 4).
-        if self.panel is not None:
-            self.panel.figure.hold_updates()
-        return super()._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython import get_ipython
-        from IPython.display import display
-
-        shell = get_ipython()
-        if self._shown_in is not None and getattr(shell, "execution_count", None) == self._shown_in:
-            self._shown_in = None
-            return
-        display(self._repr_mimebundle_(), raw=True)  # type: ignore[no-untyped-call]
-
-    def close_all(self) -> None:
-        """Close this box and every widget inside it, their layout and style widgets too."""
-        stack: list[w.Widget] = [self]
-        while stack:
-            widget = stack.pop()
-            stack.extend(getattr(widget, "children", ()))
-            # A FigureWidget's ``layout`` is plotly's, not a widget: only widgets are closed.
-            stack.extend(
-                x
-                for x in (getattr(widget, "layout", None), getattr(widget, "style", None))
-                if isinstance(x, w.Widget)
-            )
-            widget.close()
 
 
 def _weak(panel: Panel, method: Callable[..., Any]) -> Callable[..., None]:

@@ -203,3 +203,100 @@ def test_updates_wait_for_a_new_views_first_draw(
         ex.panel.controls.counterfactual.value = False
     assert [m for m in sent.messages if m[0] == "FigureWidget"], "later updates flow again"
     ex.close()
+
+
+class FakeKernel:
+    """What ``root.current_cell`` reads from ipykernel: the request being handled."""
+
+    def __init__(self) -> None:
+        self.cell = "cell-a"
+
+    def get_parent(self) -> dict[str, Any]:
+        return {"metadata": {"cellId": self.cell}, "content": {"code": "..."}}
+
+
+@pytest.fixture
+def kernel(monkeypatch: Any) -> FakeKernel:
+    """A kernel-like IPython shell whose displays go nowhere."""
+    import IPython
+    import IPython.display
+
+    fake = FakeKernel()
+
+    class Shell:
+        execution_count = 1
+        kernel = fake
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell)
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: None)
+    return fake
+
+
+@pytest.mark.slow
+def test_rerunning_a_cell_frees_the_previous_panel_and_engine(
+    model: Any, images: list[np.ndarray], kit: Any, kernel: FakeKernel
+) -> None:
+    from ipywidgets.widgets.widget import _instances
+
+    def cell() -> Explorer:  # `ex = Explorer(model, ...); ex.show(img)`, run again and again
+        ex = Explorer(model, classes=kit.classes, transform=kit.transform(), layers=["layer4"])
+        ex.show(images[0])
+        return ex
+
+    engines: list[weakref.ref[GradCAM]] = []
+    out = []  # IPython's output history keeps every returned box
+    ex = cell()
+    registered = len(_instances)
+    tracemalloc.start()  # before the runs compared: what they free was traced too
+    try:
+        for run in range(5):
+            engines.append(weakref.ref(ex.engine))
+            ex = cell()  # no gc.collect() here: the panel frees what it must itself
+            out.append(ex.panel.root)
+            if run == 1:
+                before = tracemalloc.get_traced_memory()[0]
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert [r() is None for r in engines] == [True] * 5  # every replaced engine is gone
+    assert len(_instances) == registered  # the old panels' widgets are closed
+    assert grown < 3 * 64 * 1024, f"{grown} bytes over 3 re-runs"
+    assert ex.result is not None and not ex.panel.closed  # the newest panel is alive
+
+
+def test_a_panel_shown_in_another_cell_stays(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray], kernel: FakeKernel
+) -> None:
+    first = Explorer(make_engine())
+    first.show(images[0])
+    kernel.cell = "cell-b"
+    first.show(images[1])  # the same panel, now also shown from cell b
+    kernel.cell = "cell-a"
+    second = Explorer(make_engine())
+    second.show(images[0])  # cell a re-run with a new Explorer: cell b still shows the first
+    assert not first.panel.closed and first.panel.root.panel is first.panel
+    kernel.cell = "cell-b"
+    third = Explorer(make_engine())
+    old = first.panel
+    third.show(images[2])  # now nothing shows the first panel any more
+    assert old.closed and old.root.children == () and old.root.panel is None
+    assert first.panel is not old and not first.panel.closed  # a new panel on next use
+    first.show(images[0])
+    assert first.result is not None
+    assert not second.panel.closed and not third.panel.closed
+
+
+def test_an_undisplayed_explorer_is_freed_with_its_widgets(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    from ipywidgets.widgets.widget import _instances
+
+    registered = set(_instances)
+    engine = make_engine()
+    ex = Explorer(engine)
+    root = ex.show(images[0])  # no kernel: nothing displays it
+    ref = weakref.ref(engine)
+    del ex, engine
+    gc.collect()
+    assert ref() is None and set(_instances) == registered
+    assert root.panel is None
