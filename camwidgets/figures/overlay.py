@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from .grid import columns, positions
 from .part import Part, compose
 from .png import png_data_uri
+from .scales import positive_range
 
 COLORSCALES = ("Jet", "Turbo", "Viridis", "Inferno", "Hot", "Greys")
 
@@ -18,6 +19,9 @@ def overlay_part(
     opacity: float = 0.5,
     colorscale: str = "Jet",
     max_side: int | None = None,
+    zmax: float | None = None,
+    title: str | None = None,
+    scale: str = "",
 ) -> Part:
     """The picture under a semi-transparent heat map; hovering shows the map's value.
 
@@ -30,6 +34,9 @@ def overlay_part(
             The values at the drawn pixels are the map's own; plotly.js interpolates between
             them (``zsmooth="best"``), which for a bilinearly resized coarse map is close to
             exact. This keeps widget updates small (see ``camwidgets.widgets.panel``).
+        zmax: the top of the colour range (a shared range); None: the map's own maximum.
+        title: the subplot title (default: what the map is).
+        scale: a word for the colour bar's title (e.g. "shared").
     """
     if heatmap.ndim != 2:
         raise ValueError(f"heatmap must be (H, W), got shape {heatmap.shape}")
@@ -38,7 +45,9 @@ def overlay_part(
         raise ValueError(f"picture {picture.shape[:2]} and heatmap {heatmap.shape} differ in size")
     source = picture if isinstance(picture, str) else png_data_uri(picture)
     x, y, z = columns(heatmap, positions(height, max_side), positions(width, max_side))
-    top = float(z.max(initial=0.0))
+    top = positive_range(float(heatmap.max(initial=0.0))) if zmax is None else float(zmax)
+    if not top > 0.0:
+        raise ValueError(f"zmax must be positive, got {zmax}")
     image = {"type": "image", "source": source, "hoverinfo": "skip"}
     heat = {
         "type": "heatmap",
@@ -47,7 +56,7 @@ def overlay_part(
         "z": z,
         # The colour range is the only normalisation: hover keeps the raw values.
         "zmin": 0.0,
-        "zmax": top if top > 0 else 1.0,
+        "zmax": top,
         "zsmooth": "best",
         "opacity": float(opacity),
         "colorscale": colorscale,
@@ -57,9 +66,10 @@ def overlay_part(
         traces=[image, heat],
         xaxis={"range": [-0.5, width - 0.5], "showticklabels": False},
         yaxis={"range": [height - 0.5, -0.5], "showticklabels": False},
-        title=f"heat map: ReLU, resized to {height}×{width}",
+        title=title if title is not None else f"heat map · ReLU, resized to {height}×{width}",
         square=True,
         colorbar=1,
+        colorbar_title=f"heat · {scale}" if scale else "heat",
     )
 
 

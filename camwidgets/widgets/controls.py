@@ -39,43 +39,87 @@ class Controls:
     opacity: w.FloatSlider
     colorscale: w.Dropdown
     bars: w.IntSlider
+    scale: w.ToggleButtons
 
     def box(self) -> w.VBox:
-        """The controls laid out in two rows."""
-        first = w.HBox([self.image, self.layer, self.target, self.search])
-        second = w.HBox([self.counterfactual, self.opacity, self.colorscale, self.bars])
-        return w.VBox([first, second])
+        """The controls in two rows that wrap on narrow screens (nothing is cut off)."""
+        wrap = w.Layout(flex_flow="row wrap", align_items="center", width="100%")
+        first = w.HBox([self.image, self.layer, self.target, self.search], layout=wrap)
+        second = w.HBox(
+            [self.counterfactual, self.scale, self.opacity, self.colorscale, self.bars],
+            layout=w.Layout(flex_flow="row wrap", align_items="center", width="100%"),
+        )
+        return w.VBox([first, second], layout=w.Layout(width="100%"))
 
 
 def build_controls(engine: GradCAM) -> Controls:
     """Controls for ``engine``'s layers and classes (no image yet: the class list is empty)."""
-    wide = w.Layout(width="300px")
     channels = max(engine.layer_shapes[n][0] for n in engine.layers)
+    label = {"description_width": "initial"}  # labels at their own width, never cut
+
+    def wide() -> w.Layout:
+        return w.Layout(width="300px", margin="2px 12px 2px 0")
+
     return Controls(
-        image=w.Dropdown(description="image", layout=w.Layout(width="220px", display="none")),
+        image=w.Dropdown(
+            description="image",
+            style=label,
+            layout=w.Layout(width="240px", display="none", margin="2px 12px 2px 0"),
+        ),
         layer=w.Dropdown(
             options=[(layer_label(n, engine.layer_shapes[n]), n) for n in engine.layers],
             value=engine.default_layer,
             description="layer",
-            layout=wide,
+            style=label,
+            layout=wide(),
         ),
-        target=w.Dropdown(description="class", layout=wide),
+        target=w.Dropdown(description="class", style=label, layout=wide()),
         search=w.Combobox(
             options=[search_option(i, n) for i, n in enumerate(engine.classes)],
             placeholder="any class: name or index, Enter",
             ensure_option=False,
             # Submitted on Enter (or leaving the box), so "star" + Enter picks the class star.
             continuous_update=False,
-            layout=w.Layout(width="220px"),
+            layout=w.Layout(width="260px", margin="2px 12px 2px 0"),
         ),
         counterfactual=w.ToggleButton(
             description="counterfactual",
-            tooltip="negate α: regions whose removal would raise the class score",
+            tooltip="explain -score: regions whose removal would raise the class score",
             icon="exchange",
+            layout=w.Layout(width="auto", margin="2px 12px 2px 0"),
         ),
-        opacity=w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="opacity"),
-        colorscale=w.Dropdown(options=list(COLORSCALES), value="Jet", description="colours"),
+        opacity=w.FloatSlider(
+            value=0.5,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="opacity",
+            style=label,
+            layout=w.Layout(width="240px"),
+        ),
+        colorscale=w.Dropdown(
+            options=list(COLORSCALES),
+            value="Jet",
+            description="colours",
+            style=label,
+            layout=w.Layout(width="170px", margin="2px 12px 2px 0"),
+        ),
         bars=w.IntSlider(
-            value=min(20, channels), min=1, max=min(MAX_BARS, channels), description="bars"
+            value=min(20, channels),
+            min=1,
+            max=min(MAX_BARS, channels),
+            description="bars",
+            style=label,
+            layout=w.Layout(width="240px"),
+        ),
+        scale=w.ToggleButtons(
+            options=[("own scale", "own"), ("shared scale", "shared")],
+            value="own",
+            tooltips=[
+                "each map coloured by its own range",
+                "one absolute range per layer over the listed classes and the counterfactual",
+            ],
+            style={"button_width": "auto"},
+            layout=w.Layout(width="auto", margin="2px 12px 2px 0"),
         ),
     )

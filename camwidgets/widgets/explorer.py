@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,17 @@ from torch import nn
 
 from ..engine import CamResult, GradCAM
 from ..engine.inputs import Transform
-from ..figures import panel_figure
-from .panel import Panel
-from .root import Root
+from ..figures import PanelView, panel_figure
+from ..figures.panel import DEFAULT_WIDTH
+from .panel import Panel, _error_html
+from .root import Root, in_kernel
+
+NO_FRONT_END = (
+    "camwidgets: the Explorer panel is a Jupyter widget and nothing here can display it (no "
+    "Jupyter kernel). Open this code in JupyterLab, Jupyter Notebook, VS Code or Voila to use "
+    "the panel, or export the view: explorer.save_png('panel.png') or "
+    "explorer.save_html('panel.html')."
+)
 
 
 class Explorer:
@@ -65,6 +75,7 @@ class Explorer:
             owned = True
         self.all_layer_gradients = owned if all_layer_gradients is None else all_layer_gradients
         self._panel: Panel | None = None
+        self._told = False
 
     @property
     def panel(self) -> Panel:
@@ -94,24 +105,72 @@ class Explorer:
         images = list(image) if isinstance(image, (list, tuple)) else [image]
         if isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[0] > 1:
             images = list(image.unbind(0))
-        self.panel.load(images)
-        self.panel.root.display_now()
-        return self.panel.root
+        panel = self.panel
+        if in_kernel():
+            # On screen first, with its busy line, then the engine works (the first explanation
+            # of a big model takes seconds).
+            panel.root.display_now()
+        elif not self._told:
+            self._told = True
+            print(NO_FRONT_END, file=sys.stderr)
+        try:
+            panel.load(images)
+        except Exception as error:
+            panel.error.value = _error_html(error)
+            raise
+        return panel.root
 
     @property
     def result(self) -> CamResult | None:
         """The explanation on screen (None before ``show``)."""
         return self.panel.result if self._panel is not None else None
 
-    def figure(self) -> go.Figure:
-        """The current view as a plain ``go.Figure``, the heat map at full resolution."""
-        return panel_figure(self.panel.view)
+    def figure(self, width: int = DEFAULT_WIDTH) -> go.Figure:
+        """The current view as a plain ``go.Figure``, the heat map at full resolution.
+
+        Its title names the class explained, the prediction, layer, method and whether it is
+        the counterfactual.
+
+        Raises:
+            RuntimeError: before ``show`` (there is nothing to export yet).
+        """
+        return panel_figure(self._export_view(), None, width=width, fixed=True)
 
     def save_html(self, path: str | Path, **kwargs: Any) -> Path:
-        """Write ``figure()`` to a standalone HTML file (kwargs go to ``write_html``)."""
+        """Write ``figure()`` to a standalone HTML file (kwargs go to ``write_html``).
+
+        Raises:
+            RuntimeError: before ``show``.
+        """
+        figure = self.figure()
         path = Path(path)
-        self.figure().write_html(path, **kwargs)
+        kwargs.setdefault("config", {"responsive": True})
+        figure.write_html(path, **kwargs)
         return path
+
+    def save_png(self, path: str | Path) -> Path:
+        """Write the current view as a PNG, drawn here with numpy and PIL (no browser needed).
+
+        The picture carries the same title as ``figure()``: class, prediction, layer, method
+        and the counterfactual state.
+
+        Raises:
+            RuntimeError: before ``show``.
+        """
+        view = self._export_view()
+        from ..figures.static import render_png
+
+        path = Path(path)
+        path.write_bytes(render_png(view))
+        return path
+
+    def _export_view(self) -> PanelView:
+        """The view to export (no "click a bar" hint), or a clear error before ``show``."""
+        if self._panel is None or self._panel.closed or self._panel.result is None:
+            raise RuntimeError(
+                "nothing to export yet: call explorer.show(image) first, then export the view"
+            )
+        return replace(self._panel.view, hint="")
 
     def close(self) -> None:
         """Close the panel's widgets; the next ``show`` builds a new panel."""

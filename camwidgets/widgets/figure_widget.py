@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from copy import deepcopy
 from typing import Any
 
 import plotly.graph_objects as go
+import traitlets
 from plotly.basedatatypes import Undefined
 
 
@@ -34,7 +36,16 @@ class FigureWidget(go.FigureWidget):  # type: ignore[misc]
        ``show()``). From ``hold_updates()`` (called when the panel is displayed) until a view
        reports its first draw, updates change only the kernel's figure; then the current state
        is sent once.
+    5. It follows its container's width. plotly's anywidget view sizes the plot once (700 px
+       when its element is not yet on the page) and never again. A ResizeObserver added to the
+       view's code resizes the plot to its container and reports the width as ``view_width``,
+       so Python can lay the figure out again for it (``figures.panel.relayout_panel``).
     """
+
+    view_width = traitlets.Int(0).tag(sync=True)
+    # Class defaults: plotly's constructor sends layout messages before __init__ sets them.
+    _holding = False
+    _held = False
 
     def __init__(self, figure: go.Figure | None = None, **kwargs: Any) -> None:
         super().__init__(figure, **kwargs)
@@ -126,6 +137,58 @@ class FigureWidget(go.FigureWidget):  # type: ignore[misc]
         self._resends += 1
 
 
+# Wraps the default export of plotly's view module (``export{A as FigureModel,B as FigureView,
+# C as default}``): render as plotly does, then follow the element's size (see fix 5).
+_RESIZE = """
+const __cwBase = %s;
+const __cwDefault = () => {
+  const base = __cwBase();
+  return {
+    initialize(ctx) { return base.initialize ? base.initialize(ctx) : undefined; },
+    render(ctx) {
+      const el = ctx.el;
+      el.style.width = "100%%";
+      const cleanup = base.render(ctx);
+      let timer = null;
+      let last = 0;
+      const observer = new ResizeObserver(() => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          const width = Math.round(el.getBoundingClientRect().width);
+          if (width < 100) { return; }
+          if (el._fullLayout && window.Plotly) { window.Plotly.Plots.resize(el); }
+          if (Math.abs(width - last) >= 8) {
+            last = width;
+            ctx.model.set("view_width", width);
+            ctx.model.save_changes();
+          }
+        }, 80);
+      });
+      observer.observe(el);
+      return () => {
+        observer.disconnect();
+        clearTimeout(timer);
+        if (typeof cleanup === "function") { cleanup(); }
+      };
+    },
+  };
+};
+export{%s as FigureModel,%s as FigureView,__cwDefault as default};"""
+
+_EXPORT = re.compile(r"export\{(\w+) as FigureModel,(\w+) as FigureView,(\w+) as default\};")
+
+
+def _view_code(code: str) -> str:
+    """plotly's view code with the resize wrapper (unchanged if its export line is not found)."""
+    found = list(_EXPORT.finditer(code))
+    if len(found) != 1:
+        return code
+    match = found[0]
+    model, view, default = match.groups()
+    wrapped = _RESIZE % (default, model, view)
+    return code[: match.start()] + wrapped + code[match.end() :]
+
+
 # Set after the class statement so that anywidget's __init_subclass__ does not turn it back into
 # a watched file; str() of plotly's FileContents is the code itself.
-FigureWidget._esm = str(go.FigureWidget._esm)
+FigureWidget._esm = _view_code(str(go.FigureWidget._esm))

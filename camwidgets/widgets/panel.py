@@ -21,12 +21,13 @@ old one (``figure_widget.FigureWidget``).
 
 from __future__ import annotations
 
+import base64
 import html
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,9 @@ import numpy as np
 from ..engine import CacheInfo, CamResult, GradCAM, Prediction, Prepared
 from ..figures import PanelView, Part, TraceRole, panel_figure, panel_parts, png_data_uri
 from ..figures import update_panel as draw
+from ..figures.channels import default_channel
+from ..figures.panel import relayout_panel
+from ..figures.scales import magnitude, peak, positive_range
 from . import state as st
 from .classes import resolve_class
 from .controls import Controls, build_controls, class_label, layer_label
@@ -45,6 +49,17 @@ from .state import PanelState
 
 WIRE_MAX_SIDE = 72
 TOP_K = 5
+METHOD_NAMES = {
+    "gradcam": "Grad-CAM",
+    "cam": "CAM",
+    "gradcam++": "Grad-CAM++",
+    "xgradcam": "XGrad-CAM",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "eigencam": "Eigen-CAM",
+    "scorecam": "Score-CAM",
+    "guided-gradcam": "Guided Grad-CAM",
+}
 
 
 @dataclass
@@ -93,12 +108,19 @@ class Panel:
         self.view = PanelView.blank()
         self.status = w.HTML("No image yet: call <code>explorer.show(image)</code>.")
         self.error = w.HTML()
+        self.busy = w.HTML(layout=w.Layout(min_height="22px"))
+        # Its width follows the front end (FigureWidget fix 5); plotly's own ``layout``
+        # argument would be the figure's layout, not a widget Layout.
         self.figure = FigureWidget(panel_figure(self.view, max_side))
-        self.root = Root([self.controls.box(), self.error, self.figure, self.status])
+        self.root = Root(
+            [self.controls.box(), self.busy, self.error, self.figure, self.status],
+            layout=w.Layout(width="100%", min_width="0"),
+        )
         # Once displayed, the box keeps the panel (and so the engine) alive; callbacks never do.
         self.root.attach(self)
         self._shown: list[Part] | None = panel_parts(self.view, max_side)
         self._images: list[_Image] = []
+        self._ranges: dict[tuple[Any, ...], tuple[float, float, np.ndarray]] = {}
         self._syncing = False
         self._wire()
 
@@ -158,8 +180,14 @@ class Panel:
         return bool(self.root.released)
 
     def static_bundle(self) -> dict[str, Any]:
-        """Extra mime data beside the widget view (the static picture; none before a result)."""
-        return {}
+        """Extra mime data beside the widget view: the view as a PNG (none before a result),
+        so converted notebooks, previews and viewers without widgets show the panel."""
+        if self.result is None:
+            return {}
+        from ..figures.static import render_png
+
+        data = render_png(replace(self.view, hint=""))
+        return {"image/png": base64.b64encode(data).decode("ascii")}
 
     # -- events ------------------------------------------------------------------------------
 
@@ -175,10 +203,17 @@ class Panel:
             (c.opacity, lambda p, v: p.change(lambda s: st.set_style(s, opacity=v))),
             (c.colorscale, lambda p, v: p.change(lambda s: st.set_style(s, colorscale=v))),
             (c.bars, lambda p, v: p.change(lambda s: st.set_style(s, bars=v))),
+            (c.scale, lambda p, v: p.change(lambda s: st.set_scale(s, v))),
         ]
         for widget, method in pairs:
             widget.observe(_weak(self, method), names="value")
         self.figure.data[TraceRole.BARS].on_click(_weak(self, Panel._on_bar_click))
+        self.figure.observe(_weak(self, Panel._on_width), names="view_width")
+
+    def _on_width(self, width: int) -> None:
+        """The front end drew the figure ``width`` px wide: lay it out for that width."""
+        if width and width >= 100:
+            relayout_panel(self.figure, width)
 
     def _on_search(self, value: str) -> None:
         if not value.strip() or not self._images:
@@ -207,7 +242,8 @@ class Panel:
         try:
             item = self._images[index]
             if item.predictions is None:
-                item.predictions = self._predict(item.prepared)
+                with self._working("running the model"):
+                    item.predictions = self._predict(item.prepared)
             top = item.predictions[0].index
         except Exception as error:
             self._failed(error, strict)
@@ -226,17 +262,18 @@ class Panel:
             return True
         started, before = start or (time.perf_counter(), self.engine.cache_info())
         try:
-            result = self.result
-            if result is None or new.explanation != self.state.explanation:
-                result = self.engine.explain(
-                    self._images[new.image].prepared,
-                    layer=new.layer,
-                    target=new.target,
-                    counterfactual=new.counterfactual,
-                    method=new.method,
-                )
-            view = self._make_view(new, result)
-            self._shown = draw(self.figure, view, self.max_side, self._shown)
+            with self._working("explaining"):
+                result = self.result
+                if result is None or new.explanation != self.state.explanation:
+                    result = self.engine.explain(
+                        self._images[new.image].prepared,
+                        layer=new.layer,
+                        target=new.target,
+                        counterfactual=new.counterfactual,
+                        method=new.method,
+                    )
+                view = self._make_view(new, result)
+                self._shown = draw(self.figure, view, self.max_side, self._shown)
         except Exception as error:  # shown in the panel, as the issue asks
             self._shown = None  # the figure may be half updated: next time, update it all
             return self._failed(error, strict)
@@ -272,6 +309,7 @@ class Panel:
             c.opacity.value = s.opacity
             c.colorscale.value = s.colorscale
             c.bars.value = s.bars
+            c.scale.value = s.scale
 
     def _offered(self) -> list[int]:
         """The top classes of the current image (the class list before any extra)."""
@@ -293,6 +331,12 @@ class Panel:
         channel = state.channel
         if channel is not None and not 0 <= channel < weights.size:
             raise ValueError(f"channel {channel} is out of range: the layer has {weights.size}")
+        shown = default_channel(weights) if channel is None else channel
+        heat_max = coarse_max = contribution_max = None
+        if state.scale == "shared":
+            heat_max, coarse_max, alphas = self._shared_ranges(state)
+            activation = result.activations[shown].numpy()
+            contribution_max = float(alphas[shown]) * magnitude(activation)
         return PanelView(
             picture=item.picture,
             heatmap=result.heatmap.numpy(),
@@ -303,6 +347,74 @@ class Panel:
             top=state.bars,
             opacity=state.opacity,
             colorscale=state.colorscale,
+            caption=self._caption(state, result),
+            counterfactual=result.counterfactual,
+            heat_max=heat_max,
+            coarse_max=coarse_max,
+            contribution_max=contribution_max,
+            hint="click a bar to see its channel",
+        )
+
+    def _shared_ranges(self, state: PanelState) -> tuple[float, float, np.ndarray]:
+        """One colour range per layer: over every listed class, both signs where defined.
+
+        Returns the heat maps' largest value, the coarse maps' largest |value|, and per channel
+        the largest |alpha_k| (times max |A^k| it bounds alpha_k A^k). Each class costs one
+        backward the first time (then cached); the counterfactual costs nothing more.
+        """
+        classes = tuple(self._offered()) + state.extra
+        key = (state.image, state.layer, state.method, classes)
+        if key not in self._ranges:
+            prepared = self._images[state.image].prepared
+            signs = [False, True] if self._has_counterfactual(state) else [False]
+            heat, coarse, alphas = 0.0, 0.0, None
+            for target in classes:
+                for sign in signs:
+                    res = self.engine.explain(
+                        prepared,
+                        layer=state.layer,
+                        target=target,
+                        counterfactual=sign,
+                        method=state.method,
+                    )
+                    heat = max(heat, peak(res.heatmap.numpy()))
+                    coarse = max(coarse, magnitude(res.coarse.numpy()))
+                    if res.weights is not None:
+                        size = np.abs(res.weights.numpy())
+                        alphas = size if alphas is None else np.maximum(alphas, size)
+            channels = self.engine.layer_shapes[state.layer][0]
+            self._ranges[key] = (
+                positive_range(heat),
+                positive_range(coarse),
+                alphas if alphas is not None else np.zeros(channels, np.float32),
+            )
+        return self._ranges[key]
+
+    def _has_counterfactual(self, state: PanelState) -> bool:
+        """Whether the current method has a counterfactual."""
+        from ..engine.methods import get_method
+
+        return bool(get_method(state.method).supports_counterfactual)
+
+    def _caption(self, state: PanelState, result: CamResult) -> str:
+        """The figure's title: the class explained, the prediction, layer, method, mode."""
+        predictions = self._images[state.image].predictions or []
+        e = html.escape
+        mode = (
+            "<b>COUNTERFACTUAL</b> · what speaks against "
+            if result.counterfactual
+            else "explaining "
+        )
+        top = (
+            f" · predicted <b>{e(predictions[0].name)}</b> ({predictions[0].probability:.1%})"
+            if predictions
+            else ""
+        )
+        shape = self.engine.layer_shapes[result.layer]
+        return (
+            f"{mode}<b>{e(str(result.target_name))}</b> (class {result.target}, "
+            f"p {result.probability:.1%}){top} · layer {e(result.layer)} "
+            f"{shape[1]}×{shape[2]} · {e(_method_name(result.method))}"
         )
 
     def _status_html(self, result: CamResult, seconds: float, before: CacheInfo) -> str:
@@ -318,6 +430,8 @@ class Panel:
             else f"computed: {forwards} forward, {backwards} backward"
         )
         mode = " · <b>counterfactual</b>" if result.counterfactual else ""
+        mode += f" · {_method_name(result.method)}"
+        mode += " · shared scale" if self.state.scale == "shared" else ""
         e = html.escape
         return (
             f"predicted <b>{e(top.name)}</b> ({top.probability:.1%}) · explaining "
@@ -336,6 +450,17 @@ class Panel:
         """Every class, most probable first (one cached forward serves all of them)."""
         found = self.engine.predict(prepared, k=self.engine.num_classes)
         return [p for p in found if isinstance(p, Prediction)]
+
+    @contextmanager
+    def _working(self, what: str) -> Iterator[None]:
+        """Show a busy line while the engine works (the front end gets it before the work)."""
+        self.busy.value = (
+            f'<span style="color:#555"><i class="fa fa-spinner fa-spin"></i> {what}…</span>'
+        )
+        try:
+            yield
+        finally:
+            self.busy.value = ""
 
     @contextmanager
     def _quiet(self) -> Iterator[None]:
@@ -365,6 +490,11 @@ def _weak(panel: Panel, method: Callable[..., Any]) -> Callable[..., None]:
             method(target, *args)
 
     return call
+
+
+def _method_name(method: str) -> str:
+    """How a method is written for people (``gradcam`` -> ``Grad-CAM``)."""
+    return METHOD_NAMES.get(method, method)
 
 
 def _class_options(predictions: Sequence[Prediction], extra: Sequence[int]) -> list[Any]:

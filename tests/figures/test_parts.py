@@ -61,7 +61,9 @@ def test_overlay_sampling_keeps_exact_values_at_the_drawn_pixels() -> None:
 def test_coarse_map_shows_signed_values_cell_by_cell() -> None:
     trace = coarse_figure(COARSE).data[0]
     np.testing.assert_array_equal(drawn(trace), COARSE)
-    assert trace.zmid == 0 and trace.texttemplate == "%{z:.2g}"
+    limit = float(np.abs(COARSE).max())  # symmetric range: 0 is white, red and blue comparable
+    assert trace.zmin == pytest.approx(-limit) and trace.zmax == pytest.approx(limit)
+    assert trace.texttemplate == "%{z:.2g}" and trace.colorbar.title.text == "Σ α·A"
     assert "Σ α·A = %{z" in trace.hovertemplate
     assert coarse_figure(np.zeros((14, 14), np.float32)).data[0].texttemplate == ""
 

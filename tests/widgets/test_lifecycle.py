@@ -122,6 +122,7 @@ def test_show_displays_once_per_cell(
 
     class Shell:
         execution_count = 7
+        kernel = object()  # a Jupyter kernel (whose request metadata is unknown here)
 
     shown: list[Any] = []
     monkeypatch.setattr(IPython, "get_ipython", lambda: Shell)
