@@ -25,7 +25,7 @@ from .weights import weights_part
 
 DEFAULT_WIDTH = 1200  # for a figure drawn before (or without) a front end reporting its width
 WRAP_BELOW = 1100  # narrower than this: the four maps go in two rows of two
-MARGIN = {"l": 56, "r": 24, "t": 64, "b": 40}
+MARGIN = {"l": 56, "r": 24, "t": 40, "b": 40}
 NORMAL_COLOR, COUNTERFACTUAL_COLOR = "#222222", "#1f5fa8"
 NORMAL_PAPER, COUNTERFACTUAL_PAPER = "#ffffff", "#eef4fb"
 WARNING_COLOR = "#b00020"
@@ -192,21 +192,24 @@ def panel_layout(width: int | None = None) -> PanelLayout:
     columns = 4 if width >= WRAP_BELOW else 2
     rows = 4 // columns
     inner = width - MARGIN["l"] - MARGIN["r"]
-    bar_room, gap, title_room = 84, 24, 48  # colour bar + ticks + title; between maps; titles
+    # Right of each map: its colour bar, ticks and title; between maps; above each (its title,
+    # two lines); below each (its x tick labels).
+    bar_room, gap, title_room, tick_room = 84, 24, 44, 22
     side = (inner - columns * bar_room - (columns - 1) * gap) / columns
     side = float(min(max(side, 120.0), 420.0))
     used = columns * (side + bar_room) + (columns - 1) * gap
     left = max(0.0, (inner - used) / 2)
     bars_height, bars_ticks = 220, 28
-    plot = rows * (title_room + side) + title_room + bars_height + bars_ticks
+    row = title_room + side + tick_room
+    plot = rows * row + title_room + bars_height + bars_ticks
     height = round(plot + MARGIN["t"] + MARGIN["b"])
     boxes: list[Box] = []
     for index in range(4):
-        row, col = divmod(index, columns)
+        line, col = divmod(index, columns)
         x0 = left + col * (side + bar_room + gap)
-        top = row * (title_room + side) + title_room
+        top = line * row + title_room
         boxes.append(Box(x0 / inner, (x0 + side) / inner, 1 - (top + side) / plot, 1 - top / plot))
-    bars_top = rows * (title_room + side) + title_room
+    bars_top = rows * row + title_room
     boxes.append(Box(0.0, 1.0, 1 - (bars_top + bars_height) / plot, 1 - bars_top / plot))
     return PanelLayout(width, height, columns, tuple(boxes))
 
@@ -287,7 +290,7 @@ def relayout_panel(fig: BaseFigure, width: int) -> PanelLayout:
     """Lay a panel figure out again for ``width`` px (front end reported), in one message."""
     layout = panel_layout(width)
     inner = max(1, layout.height - MARGIN["t"] - MARGIN["b"])
-    relayout: dict[str, Any] = {"height": layout.height}
+    relayout: dict[str, Any] = {"width": layout.width, "height": layout.height}
     count = len(fig.data)
     restyle: dict[str, list[Any]] = {}
     for number, box in enumerate(layout.boxes, start=1):

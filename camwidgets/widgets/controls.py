@@ -58,7 +58,7 @@ def build_controls(engine: GradCAM) -> Controls:
     label = {"description_width": "initial"}  # labels at their own width, never cut
 
     def wide() -> w.Layout:
-        return w.Layout(width="300px", margin="2px 12px 2px 0")
+        return w.Layout(width="270px", margin="2px 12px 2px 0")
 
     return Controls(
         image=w.Dropdown(

@@ -38,8 +38,8 @@ class FigureWidget(go.FigureWidget):  # type: ignore[misc]
        is sent once.
     5. It follows its container's width. plotly's anywidget view sizes the plot once (700 px
        when its element is not yet on the page) and never again. A ResizeObserver added to the
-       view's code resizes the plot to its container and reports the width as ``view_width``,
-       so Python can lay the figure out again for it (``figures.panel.relayout_panel``).
+       view's code gives the plot its container's width and reports it as ``view_width``, so
+       Python can lay the figure out again for it (``figures.panel.relayout_panel``).
     """
 
     view_width = traitlets.Int(0).tag(sync=True)
@@ -151,22 +151,42 @@ const __cwDefault = () => {
       const cleanup = base.render(ctx);
       let timer = null;
       let last = 0;
-      const observer = new ResizeObserver(() => {
-        clearTimeout(timer);
-        timer = setTimeout(() => {
-          const width = Math.round(el.getBoundingClientRect().width);
-          if (width < 100) { return; }
-          if (el._fullLayout && window.Plotly) { window.Plotly.Plots.resize(el); }
-          if (Math.abs(width - last) >= 8) {
-            last = width;
-            ctx.model.set("view_width", width);
-            ctx.model.save_changes();
-          }
-        }, 80);
-      });
+      let tries = 0;
+      const sync = () => {
+        const width = Math.round(el.getBoundingClientRect().width);
+        if (width < 100) { return; }
+        if (Math.abs(width - last) >= 8) {
+          last = width;
+          ctx.model.set("view_width", width);
+          ctx.model.save_changes();
+        }
+        if (!el._fullLayout || !window.Plotly) {
+          // The first Plotly.newPlot has not finished: try again shortly.
+          if (tries++ < 100) { clearTimeout(timer); timer = setTimeout(sync, 150); }
+          return;
+        }
+        // An explicit width: plotly's Plots.resize does nothing once a height is set, and
+        // it would drop the height Python chose for this width.
+        if (Math.abs((el._fullLayout.width || 0) - width) > 2) {
+          window.Plotly.relayout(el, {width: width});
+        }
+      };
+      const later = () => { clearTimeout(timer); timer = setTimeout(sync, 80); };
+      const rendered = (event) => {
+        if (event.detail && event.detail.element === el) { later(); }
+      };
+      const observer = new ResizeObserver(later);
       observer.observe(el);
+      document.addEventListener("plotlywidget-after-render", rendered);
+      // A new layout from Python (e.g. the height for a new width) may leave the plot's width
+      // stale: check again after every update.
+      ctx.model.on("change:_py2js_update", later);
+      ctx.model.on("change:_py2js_relayout", later);
       return () => {
+        ctx.model.off("change:_py2js_update", later);
+        ctx.model.off("change:_py2js_relayout", later);
         observer.disconnect();
+        document.removeEventListener("plotlywidget-after-render", rendered);
         clearTimeout(timer);
         if (typeof cleanup === "function") { cleanup(); }
       };
