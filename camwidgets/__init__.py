@@ -15,8 +15,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import zoo
+    from . import naming, zoo
     from .engine import CamResult, GradCAM, Prediction
+    from .naming import ChannelNames, describe, dissect
     from .widgets.explorer import Explorer
 
 __version__ = "0.1.0"
@@ -28,9 +29,23 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Prediction": (".engine", "Prediction"),
     "Explorer": (".widgets.explorer", "Explorer"),
     "zoo": (".zoo", None),
+    "naming": (".naming", None),
+    "dissect": (".naming", "dissect"),
+    "describe": (".naming", "describe"),
+    "ChannelNames": (".naming", "ChannelNames"),
 }
 
-__all__ = ["CamResult", "Explorer", "GradCAM", "Prediction", "zoo"]
+__all__ = [
+    "CamResult",
+    "ChannelNames",
+    "Explorer",
+    "GradCAM",
+    "Prediction",
+    "describe",
+    "dissect",
+    "naming",
+    "zoo",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, SupportsIndex, cast
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.autograd.graph import GradientEdge
 
-from .cache import ByteLRU
+from .cache import ByteLRU, ModelStamp
 from .capture import Record, evaluating, recording, unrecoverable
-from .inputs import ImageLike, Prepared, Transform, default_transform, prepare
-from .layers import Discovery, ScoreFn, discover, resolve_layer, scores_of
-from .layouts import NCHW, Layout
+from .checks import (
+    as_bool,
+    as_cache_bytes,
+    as_index,
+    as_positive_int,
+    check_layers_argument,
+    check_scores,
+    resolve_placement,
+)
+from .inputs import ImageLike, Prepared, Transform, check_finite, default_transform, prepare
+from .layers import Discovery, ScoreFn, default_layer, discover, resolve_layer, scores_of, stages
+from .layouts import Layout, parse_overrides
+from .locks import model_lock, serialized
 from .methods import METHODS as METHOD_REGISTRY
 from .methods import ClassScore, Method, MethodInputs, get_method
 from .result import CacheInfo, CamResult, Prediction
@@ -48,6 +59,7 @@ class _ImageEntry:
     scores: torch.Tensor
     records: dict[str, Record]
     activation_bytes: int
+    size: tuple[int, int]  # the input's (H, W): token layouts need it for their grid
     # classes -> alpha per layer (and full gradients where asked) of that class set
     gradients: dict[tuple[int, ...], _ClassGradients] = field(default_factory=dict)
 
@@ -57,7 +69,8 @@ class _ImageEntry:
 
 
 class GradCAM:
-    """Exact, cached Grad-CAM (Selvaraju et al.) for any CNN, leaving the model as found.
+    """Exact, cached Grad-CAM (Selvaraju et al.) for CNNs and vision transformers, leaving the
+    model as found. Maps may be (N, C, h, w), channels last or patch tokens (see ``layouts``).
 
     For the chosen layer's output A (K channels of h x w) and the raw score Y_c of class c:
 
@@ -71,6 +84,11 @@ class GradCAM:
     that yields alpha for every candidate layer from the deepest one asked for so far onward, so
     switching layer or toggling the counterfactual afterwards runs no model pass.
 
+    Every argument is checked before any model pass (``ValueError``/``TypeError``, nothing
+    changed); scores and maps that are not finite raise. Cached passes are dropped when the
+    model's parameters or buffers change (version counters, see ``cache.ModelStamp``). Calls
+    from several threads are serialised per model (``locks.model_lock``).
+
     Args:
         model: the network; its output must be (N, classes) raw scores, or see ``score_fn``.
         classes: class names, or torchvision weights (their ``meta["categories"]``).
@@ -79,6 +97,10 @@ class GradCAM:
         device: where inputs go; defaults to the model's own device.
         score_fn: turns a model output that is not a tensor (dict, tuple) into (N, classes).
         cache_bytes: byte budget of the cache of forwards and gradients (default 1 GiB).
+        layouts: state a layer's layout where detection cannot (exotic models):
+            ``{"name": "nchw" | "nhwc" | "tokens" | Layout | callable}``; a callable maps the
+            output (and, identically, its gradient) to (N, C, h, w) by slicing, reshaping and
+            permuting only. By default layouts are detected (see ``camwidgets.engine.layouts``).
     """
 
     def __init__(
@@ -90,6 +112,7 @@ class GradCAM:
         device: str | torch.device | None = None,
         score_fn: ScoreFn | None = None,
         cache_bytes: int = 1 << 30,
+        layouts: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -97,43 +120,58 @@ class GradCAM:
             raise TypeError(f"transform must be callable, got {type(transform).__name__}")
         if score_fn is not None and not callable(score_fn):
             raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
+        layers = check_layers_argument(layers)
+        cache_bytes = as_cache_bytes(cache_bytes)
+        overrides = parse_overrides(model, layouts)
         self.model = model
         self.transform: Transform = transform if transform is not None else default_transform()
         self.score_fn = score_fn
-        self.device, self.dtype = _placement(model, device)
+        self._device_argument = device
+        self.device, self.dtype = resolve_placement(model, device)
+        self._lock = model_lock(model)
         example = self.transform(Image.new("RGB", (256, 256), (124, 116, 104)))
         if not isinstance(example, torch.Tensor) or example.dim() != 3:
             raise TypeError("transform must turn a PIL image into a (C, H, W) torch.Tensor")
         self.channels = int(example.shape[0])
         generator = torch.Generator().manual_seed(0)  # never touch the user's global RNG
         noise = torch.randn((1, *example.shape), generator=generator)
-        found = discover(model, noise.to(self.device, self.dtype), score_fn)
+        with self._lock:
+            example_input = noise.to(self.device, self.dtype)
+            found = discover(model, example_input, _checked(score_fn), overrides)
         self._found: Discovery = found
         shapes = dict(found.candidates)
         self._spatial = frozenset(shapes)
         if not shapes:
             raise ValueError(
-                "the model has no spatial layer: no module outputs an (N, C, h, w) map with "
-                "h*w > 1 that depends on the input, so there is nothing for Grad-CAM to explain"
+                "the model has no spatial layer: no module outputs a map over the image grid "
+                "((N, C, h, w), (N, h, w, C) or patch tokens, h*w > 1) that depends on the "
+                "input, so there is nothing for Grad-CAM to explain; see layouts="
             )
         names = [name for name, _ in found.candidates]
         if layers is not None:
-            if isinstance(layers, (str, nn.Module)):
-                layers = [layers]
-            chosen = {resolve_layer(x, model, names, found.outputs, names[-1]) for x in layers}
+            chosen = {
+                resolve_layer(x, model, names, found.outputs, names[-1], found.internal)
+                for x in layers
+            }
             names = [n for n in names if n in chosen]  # keep forward order
         self.layers: list[str] = names
         self.layer_shapes: dict[str, tuple[int, int, int]] = {n: shapes[n] for n in names}
-        self.default_layer: str = names[-1]
+        # The last map before the head (never a pool); a ViT's last-block input norm: see there.
+        self.default_layer: str = default_layer(names, found)
+        # The model's stages or blocks (plus the default): the readable list for a dropdown.
+        self.stages: list[str] = stages(model, names, self.layer_shapes, self.default_layer)
         self.num_classes: int = found.num_classes
         self.classes: list[str] = _class_names(classes, found.num_classes)
         self._clone = frozenset(found.clone) & frozenset(names)
         # How each layer's output lies over the image grid; methods always see (N, C, h, w).
-        self._layouts: dict[str, Layout] = {n: NCHW for n in names}
+        self._layouts: dict[str, Layout] = {n: found.layouts[n] for n in names}
         # Layers a gradient-reading method (Grad-CAM++, ...) was asked at: their full gradients
         # are kept by each later backward, so switching between such methods costs no pass.
         self._full_layers: set[str] = set()
-        self._cache: ByteLRU[str, _ImageEntry] = ByteLRU(cache_bytes, _ImageEntry.nbytes)
+        self._cache: ByteLRU[str, _ImageEntry] = ByteLRU(
+            cache_bytes, _ImageEntry.nbytes, stamp=ModelStamp(model)
+        )
+        self._head = _head_name(model, found)
         self._depth = len(names)  # index of the deepest layer gradients were asked for so far
         self._forwards = 0
         self._backwards = 0
@@ -172,6 +210,7 @@ class GradCAM:
         name = self._layer(layer)
         return [n for n, m in METHOD_REGISTRY.items() if m.unavailable(self, name) is None]
 
+    @serialized
     def explain(
         self,
         image: ImageLike | Sequence[ImageLike] | Prepared,
@@ -196,22 +235,25 @@ class GradCAM:
             A frozen CamResult; tensors are detached float32 on the CPU.
         """
         chosen = get_method(method)
-        if not isinstance(counterfactual, bool):
-            raise TypeError(f"counterfactual must be a bool, got {type(counterfactual).__name__}")
+        counterfactual = as_bool(counterfactual, "counterfactual")
+        cache = as_bool(cache, "cache")
         if counterfactual and not chosen.supports_counterfactual:
             raise ValueError(f"method {chosen.name!r} has no counterfactual (it is class-agnostic)")
         name = self._layer(layer)
         reason = chosen.unavailable(self, name)
         if reason is not None:
             raise ValueError(reason)
+        self._follow_model()
         prepared = self.prepare(image)
+        wanted = self._wanted(target, prepared.tensor.shape[0])
         passes = self._forwards + self._backwards
         entry = self._entry(prepared) if cache else self._forward(prepared.tensor, [name])
-        classes = self._targets(target, entry.scores, prepared.batched)
+        classes = self._targets(wanted, entry.scores)
         sign = -1.0 if counterfactual else 1.0
         inputs = self._method_inputs(chosen, entry, prepared, classes, name, sign, cache)
         output = chosen(inputs)
         coarse = output.coarse.float()
+        _check_map(coarse, output.weights, inputs.activations, name, chosen.name)
         heatmap = F.interpolate(
             coarse.clamp_min(0).unsqueeze(1),
             size=prepared.size,
@@ -229,6 +271,7 @@ class GradCAM:
             cached=passes == self._forwards + self._backwards,
         )
 
+    @serialized
     def activations(
         self, image: ImageLike | Sequence[ImageLike] | Prepared, layer: str | nn.Module | None
     ) -> torch.Tensor:
@@ -237,24 +280,32 @@ class GradCAM:
         One forward without gradients, recording only ``layer``; nothing is cached.
         """
         name = self._layer(layer)
+        self._follow_model()
         prepared = self.prepare(image)
         entry = self._forward(prepared.tensor, [name], gradients=False)
-        return self._layouts[name].to_nchw(entry.records[name].value(self.model)).float()
+        record = entry.records[name]
+        values = self._layouts[name].to_nchw(record.value(self.model), entry.size).float()
+        _check_map(values, None, values, name, "activations")
+        return values
 
+    @serialized
     def scores(self, batch: torch.Tensor | Prepared) -> torch.Tensor:
         """Raw class scores (N, classes) of a preprocessed batch, in eval mode, no gradients."""
+        self._follow_model()
         prepared = self.prepare(batch)
         with evaluating(self.model), torch.no_grad():
             scores = scores_of(self.model(prepared.tensor), self.score_fn)
         self._forwards += 1
+        _check_scores_finite(scores)
         return scores.detach()
 
+    @serialized
     def predict(
         self, image: ImageLike | Sequence[ImageLike] | Prepared, k: int = 5
     ) -> list[Prediction] | list[list[Prediction]]:
         """Top-``k`` classes (index, name, probability, logit); a list per image for a batch."""
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+        k = as_positive_int(k, "k")
+        self._follow_model()
         prepared = self.prepare(image)
         scores = self._entry(prepared).scores.detach().float().cpu()
         probabilities = scores.softmax(dim=1)
@@ -282,7 +333,11 @@ class GradCAM:
         )
 
     def clear_cache(self) -> None:
-        """Drop every cached forward, graph and gradient."""
+        """Drop every cached forward, graph and gradient.
+
+        Changes to the model's parameters and buffers are detected on their own (version
+        counters); call this after writes that bypass them (``param.data.add_()``, numpy views).
+        """
         self._cache.clear()
 
     # -- internals -------------------------------------------------------------------------
@@ -295,7 +350,12 @@ class GradCAM:
                 f"({', '.join(self.layers)}), which the layers= argument restricted"
             )
         return resolve_layer(
-            layer, self.model, self.layers, self._found.outputs, self.default_layer
+            layer,
+            self.model,
+            self.layers,
+            self._found.outputs,
+            self.default_layer,
+            self._found.internal,
         )
 
     def _entry(self, prepared: Prepared) -> _ImageEntry:
@@ -335,6 +395,7 @@ class GradCAM:
                 f"model scores have shape {tuple(scores.shape)}, expected "
                 f"({batch.shape[0]}, {self.num_classes}) as seen when the engine was built"
             )
+        _check_scores_finite(scores)
         seen: set[int] = set()
         nbytes = 0
         for record in records.values():
@@ -342,7 +403,8 @@ class GradCAM:
             if storage.data_ptr() not in seen:
                 seen.add(storage.data_ptr())
                 nbytes += storage.nbytes()
-        return _ImageEntry(scores=scores, records=records, activation_bytes=nbytes)
+        size = (int(batch.shape[-2]), int(batch.shape[-1]))
+        return _ImageEntry(scores=scores, records=records, activation_bytes=nbytes, size=size)
 
     def _method_inputs(
         self,
@@ -356,7 +418,7 @@ class GradCAM:
     ) -> MethodInputs:
         """Gather what ``method`` needs at ``name``, from the cache or one backward."""
         layout = self._layouts[name]
-        activations = layout.to_nchw(entry.records[name].value(self.model)).float()
+        activations = layout.to_nchw(entry.records[name].value(self.model), entry.size).float()
         alpha = gradients = head = None
         if method.needs_gradients or method.needs_alpha:
             if method.needs_gradients:
@@ -415,10 +477,10 @@ class GradCAM:
             edge = entry.records[layer].edge
             grad = by_edge.get((id(edge.node), edge.output_nr)) if edge is not None else None
             if grad is None:  # the score does not depend on this layer
-                shape = self._layouts[layer].to_nchw(entry.records[layer].output).shape
+                shape = self._layouts[layer].to_nchw(entry.records[layer].output, entry.size).shape
                 grad_nchw = torch.zeros(shape, device=self.device)
             else:
-                grad_nchw = self._layouts[layer].to_nchw(grad).float()
+                grad_nchw = self._layouts[layer].to_nchw(grad, entry.size).float()
             result.alphas[layer] = grad_nchw.mean(dim=(-2, -1))
             if layer in keep:
                 result.full[layer] = grad_nchw
@@ -427,19 +489,24 @@ class GradCAM:
             self._cache.shrink()
         return result
 
-    def _targets(self, target: Target, scores: torch.Tensor, batched: bool) -> tuple[int, ...]:
-        """One class index per image from an index, a name, None (top-1) or a list."""
-        count = scores.shape[0]
+    def _wanted(self, target: Target, count: int) -> tuple[int | None, ...]:
+        """Check targets before any pass: one index (None = top-1) per image of the batch."""
+        if isinstance(target, (np.ndarray, torch.Tensor)) and target.ndim == 1:
+            target = target.tolist()
         if isinstance(target, (list, tuple)):
             if len(target) != count:
                 raise ValueError(f"got {len(target)} targets for a batch of {count} images")
-            return tuple(self._class_index(t, scores[i]) for i, t in enumerate(target))
-        return tuple(self._class_index(target, scores[i]) for i in range(count))
+            return tuple(self._class_index(t) for t in target)
+        return (self._class_index(target),) * count
 
-    def _class_index(self, target: object, scores: torch.Tensor) -> int:
+    def _targets(self, wanted: tuple[int | None, ...], scores: torch.Tensor) -> tuple[int, ...]:
+        """The checked targets with each None replaced by that image's top-1 class."""
+        return tuple(int(scores[i].argmax()) if c is None else c for i, c in enumerate(wanted))
+
+    def _class_index(self, target: object) -> int | None:
         """Validate one target: an int-like index, a class name, or None for the top-1."""
         if target is None:
-            return int(scores.argmax())
+            return None
         if isinstance(target, str):
             if target in self.classes:
                 return self.classes.index(target)
@@ -447,12 +514,11 @@ class GradCAM:
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise ValueError(f"unknown class name {target!r}{hint}")
         try:
-            if isinstance(target, bool):
-                raise TypeError
-            index = operator.index(cast(SupportsIndex, target))  # int, numpy int, 0-d tensor
+            index = as_index(target, "target")
         except TypeError:
             raise TypeError(
-                f"target must be a class index, a class name or None, got {type(target).__name__}"
+                "target must be a class index (int, numpy integer, 0-d integer tensor), a class "
+                f"name, None for the top-1 class, or a list of these, got {_kind(target)}"
             ) from None
         if not 0 <= index < self.num_classes:
             raise ValueError(
@@ -460,6 +526,18 @@ class GradCAM:
                 f"(0..{self.num_classes - 1})"
             )
         return index
+
+    def _follow_model(self) -> None:
+        """Drop cached passes if the model's weights changed; follow a moved or cast model."""
+        if self._cache.validate():
+            return
+        self.device, self.dtype = resolve_placement(self.model, self._device_argument)
+        cam = self._found.cam
+        if cam is not None and self._head is not None:
+            linear = dict(self.model.named_modules()).get(self._head)
+            if isinstance(linear, nn.Linear) and linear.weight.shape == cam.weight.shape:
+                fresh = dataclasses.replace(cam, weight=linear.weight.detach())
+                self._found = dataclasses.replace(self._found, cam=fresh)
 
     def _result(
         self,
@@ -525,25 +603,6 @@ class GradCAM:
         )
 
 
-def _placement(
-    model: nn.Module, device: str | torch.device | None
-) -> tuple[torch.device, torch.dtype]:
-    """The device inputs go to and the floating dtype the model computes in."""
-    params = [p for p in model.parameters()] + [b for b in model.buffers() if b.is_floating_point()]
-    floating = [p for p in params if p.is_floating_point()]
-    model_device = floating[0].device if floating else torch.device("cpu")
-    dtype = floating[0].dtype if floating else torch.float32
-    if device is None:
-        return model_device, dtype
-    wanted = torch.device(device)
-    if floating and wanted.type != model_device.type:
-        raise ValueError(
-            f"device={str(wanted)!r} but the model's parameters are on {model_device}; move the "
-            "model first (the engine never moves it), or leave device=None"
-        )
-    return wanted, dtype
-
-
 def _class_names(classes: Sequence[str] | Any | None, count: int) -> list[str]:
     """Class names from a list, from torchvision weights' metadata, or "0".."count-1"."""
     if classes is None:
@@ -557,3 +616,65 @@ def _class_names(classes: Sequence[str] | Any | None, count: int) -> list[str]:
     if len(names) != count:
         raise ValueError(f"got {len(names)} class names but the model outputs {count} scores")
     return names
+
+
+def _checked(score_fn: ScoreFn | None) -> ScoreFn:
+    """The scoring step with the construction-time checks (see ``check_scores``)."""
+
+    def score(output: object) -> torch.Tensor:
+        scores = score_fn(output) if score_fn is not None else output
+        return check_scores(scores, 1, score_fn)
+
+    return score
+
+
+def _head_name(model: nn.Module, found: Discovery) -> str | None:
+    """The name of the linear module whose weight is the CAM head (to re-read it later)."""
+    if found.cam is None:
+        return None
+    address = found.cam.weight.data_ptr()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and module.weight.data_ptr() == address:
+            return str(name)
+    return None
+
+
+def _kind(value: object) -> str:
+    """``type value`` for messages."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _check_scores_finite(scores: torch.Tensor) -> None:
+    """Non-finite scores make every map and probability NaN: refuse them, naming the cause."""
+    try:
+        check_finite(scores.detach())
+    except ValueError:
+        raise ValueError(
+            f"the model's scores contain NaN or infinite values for this input ({scores.dtype}); "
+            "an activation overflowed inside the model (inputs far outside the range it was "
+            "trained on, or float16 overflow); no map is computed from them"
+        ) from None
+
+
+def _check_map(
+    coarse: torch.Tensor,
+    weights: torch.Tensor | None,
+    activations: torch.Tensor,
+    layer: str,
+    method: str,
+) -> None:
+    """A map must be finite; if not, say whether the activations, weights or method caused it."""
+    try:
+        check_finite(coarse)
+        return
+    except ValueError:
+        pass
+    cause = f"the method {method!r} produced them from finite inputs"
+    for what, tensor in (("activations", activations), ("channel weights", weights)):
+        if tensor is not None and not bool(torch.isfinite(tensor).all()):
+            cause = f"the {what} at layer {layer!r} are not finite (overflow inside the model)"
+            break
+    what = "output" if method == "activations" else f"{method} map"
+    raise ValueError(f"the {what} at layer {layer!r} contains NaN or inf: {cause}")

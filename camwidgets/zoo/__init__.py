@@ -3,19 +3,23 @@
 >>> from camwidgets import zoo
 >>> shapes = zoo.load("shapes")            # doctest: +SKIP
 >>> scenes = zoo.sample_scenes(4, seed=1)  # doctest: +SKIP
+>>> data = zoo.concepts(200, seed=21)      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from camwidgets.zoo.concepts import ConceptScenes, concepts
 from camwidgets.zoo.registry import ZooModel, load
 from camwidgets.zoo.scenes import SHAPE_CLASSES, Scene, ShapesDataset, make_scene
 from camwidgets.zoo.torchvision_models import torchvision_model
 
 __all__ = [
     "SHAPE_CLASSES",
+    "ConceptScenes",
     "Scene",
     "ShapesDataset",
     "ZooModel",
+    "concepts",
     "load",
     "make_scene",
     "sample_scenes",

@@ -26,6 +26,7 @@ __all__ = [
     "MarkMode",
     "Scene",
     "ShapesDataset",
+    "background_layers",
     "make_scene",
     "mark_box",
     "shape_mask",
@@ -138,6 +139,19 @@ def shape_mask(label: int, cx: float, cy: float, r: float, angle: float, size: i
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     """Float (size, size, 3) texture: a smooth colour field plus faint lines and blobs."""
+    return _background_layers(rng, size)[0]
+
+
+def _background_layers(
+    rng: np.random.Generator, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The background texture, and where its lines are and where its blobs stand out.
+
+    Returns ``(texture, lines, blobs)``: the float (size, size, 3) texture of ``_background``
+    (same random draws, same numbers), a bool mask of the pixels any faint line was drawn on,
+    and a bool mask of the pixels where some blob's bump exceeds half its peak (within about
+    1.18 sigma of its centre).
+    """
     # A random base colour varied smoothly by up to +-50 per channel: clearly textured, yet
     # calmer than the shapes, which must stand out from it.
     cells = int(rng.integers(2, 5))
@@ -148,22 +162,51 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 
     lines = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(lines)
+    line_mask = np.zeros((size, size), dtype=bool)
     for _ in range(int(rng.integers(2, 6))):
         x0, y0, x1, y1 = rng.uniform(-0.2 * size, 1.2 * size, size=4)
         draw.line((x0, y0, x1, y1), fill=255, width=int(rng.integers(1, 3)))
         # Each line gets its own faint tint; accumulate line by line.
         hit = np.asarray(lines) > 0
         bg[hit] += rng.uniform(-25, 25, size=3)
+        line_mask |= hit
         draw.rectangle((0, 0, size, size), fill=0)
 
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    blob_mask = np.zeros((size, size), dtype=bool)
     for _ in range(int(rng.integers(2, 5))):
         bx, by = rng.uniform(0, size, size=2)
         sigma = rng.uniform(0.04, 0.12) * size
         amp = rng.uniform(-25, 25, size=3)
         bump = np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * sigma**2))
         bg += bump[..., None] * amp
-    return bg
+        blob_mask |= bump > 0.5
+    return bg, line_mask, blob_mask
+
+
+def background_layers(
+    seed: int,
+    index: int = 0,
+    *,
+    n_objects: int = 1,
+    size: int = 96,
+    labels: Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The background of ``make_scene(seed, index, ...)`` before shapes, mark and noise.
+
+    Replays the first draws of the scene's random stream, so it needs the same ``seed``,
+    ``index``, ``n_objects``, ``size`` and ``labels`` as the :func:`make_scene` call (the mark
+    does not matter: it has its own stream).
+
+    Returns:
+        ``(texture, lines, blobs)``: the float (size, size, 3) texture, a bool mask of the pixels
+        the faint lines were drawn on, and a bool mask of where the soft blobs are strong (each
+        blob's bump above half its peak). Shapes and the mark are painted over them later.
+    """
+    rng = np.random.default_rng([seed, index, n_objects])
+    if labels is None:
+        rng.choice(len(SHAPE_CLASSES), size=n_objects, replace=False)
+    return _background_layers(rng, size)
 
 
 def _place(

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -35,22 +36,46 @@ CASES: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"layer": 3}, TypeError, "layer must be a name, a module or None"),
     ({"target": 10}, ValueError, r"target 10 is out of range: the model has 10 classes \(0..9\)"),
     ({"target": -1}, ValueError, "out of range"),
+    ({"target": np.int64(12)}, ValueError, "target 12 is out of range"),
+    ({"target": torch.tensor(10)}, ValueError, "target 10 is out of range"),
     ({"target": "zebra"}, ValueError, "unknown class name 'zebra'"),
     ({"target": 2.5}, TypeError, "target must be a class index"),
+    ({"target": np.float32(2.0)}, TypeError, "target must be a class index"),
+    ({"target": True}, TypeError, "target must be a class index"),
+    ({"target": np.bool_(True)}, TypeError, "target must be a class index"),
+    ({"target": torch.tensor(True)}, TypeError, "target must be a class index"),
+    ({"target": torch.tensor([1, 2])}, ValueError, "got 2 targets for a batch of 1"),
+    ({"target": torch.tensor(1.0)}, TypeError, "target must be a class index"),
     ({"target": [1, 2]}, ValueError, "got 2 targets for a batch of 1"),
+    ({"target": [99]}, ValueError, "target 99 is out of range"),
+    ({"target": {"a": 1}}, TypeError, "target must be a class index"),
     ({"method": "lime"}, ValueError, "unknown method 'lime'; available: gradcam, cam"),
+    ({"method": None}, TypeError, r"method must be a name \(str\)"),
+    ({"counterfactual": 1}, TypeError, r"counterfactual must be True or False .* got int 1"),
+    ({"counterfactual": "yes"}, TypeError, "counterfactual must be True or False"),
+    ({"counterfactual": np.float64(1.0)}, TypeError, "got numpy.float64"),
+    ({"counterfactual": None}, TypeError, "counterfactual must be True or False"),
+    ({"cache": "no"}, TypeError, "cache must be True or False"),
     ({"image": torch.zeros(SIZE, SIZE)}, ValueError, r"expected \(C, H, W\) or \(N, C, H, W\)"),
     ({"image": torch.zeros(1, 1, 3, SIZE, SIZE)}, ValueError, r"expected \(C, H, W\)"),
     ({"image": torch.zeros(4, SIZE, SIZE)}, ValueError, "has 4 channels; the model takes 3"),
-    ({"image": torch.zeros(3, SIZE, SIZE, dtype=torch.uint8)}, TypeError, "must be float"),
+    ({"image": torch.zeros(3, SIZE, SIZE, dtype=torch.uint8)}, TypeError, "real floating point"),
+    ({"image": torch.zeros(3, SIZE, SIZE, dtype=torch.complex64)}, TypeError, "complex64"),
+    ({"image": torch.zeros(3, SIZE, SIZE, device="meta")}, ValueError, "meta device"),
+    ({"image": torch.zeros(3, SIZE, SIZE).to_sparse()}, TypeError, "must be dense"),
     ({"image": torch.zeros(1, 3, 0, SIZE)}, ValueError, "image is empty"),
     ({"image": np.zeros((0, 5, 3), np.uint8)}, ValueError, "image is empty"),
     ({"image": np.zeros((8, 8, 2), np.uint8)}, ValueError, r"C in 1, 3, 4"),
     ({"image": np.zeros((3, 8, 8), np.uint8)}, ValueError, "looks channels-first"),
     ({"image": np.zeros((8, 8, 3), np.int64)}, TypeError, "dtype int64 not supported"),
     ({"image": np.full((8, 8, 3), 2.0)}, ValueError, r"float images must lie in \[0, 1\]"),
+    ({"image": np.zeros((1, 6000, 3), np.uint8)}, ValueError, "proportions of 1:6000"),
     ({"image": torch.full((3, SIZE, SIZE), float("nan"))}, ValueError, "NaN or infinite"),
-    ({"image": "no/such/file.png"}, ValueError, "does not exist"),
+    ({"image": torch.full((3, SIZE, SIZE), 1e300, dtype=torch.float64)}, ValueError, "overflows"),
+    ({"image": "no/such/file.png"}, FileNotFoundError, "does not exist"),
+    ({"image": "x" * 4000 + ".png"}, ValueError, "the name is too long"),
+    ({"image": "."}, ValueError, "is a directory"),
+    ({"image": ""}, ValueError, "empty string"),
     ({"image": {"pixels": 1}}, TypeError, "cannot use a dict as an image"),
     ({"image": []}, ValueError, "empty list of images"),
 ]
@@ -61,13 +86,50 @@ def test_bad_input(
     engine: GradCAM, model: nn.Module, kwargs: dict[str, Any], error: type[Exception], message: str
 ) -> None:
     before = snapshot(model)
-    entries = engine.cache_info().entries
+    info = engine.cache_info()
     args = {"image": GOOD, **kwargs}
     with pytest.raises(error, match=message):
         engine.explain(**args)
     assert_unchanged(model, before)
-    # Input errors are raised before any forward; target errors after the (cached) forward.
-    assert engine.cache_info().entries <= entries + 1
+    # Every check (targets included) runs before any model pass: nothing ran, nothing cached.
+    after = engine.cache_info()
+    assert (after.forwards, after.backwards, after.entries) == (
+        info.forwards,
+        info.backwards,
+        info.entries,
+    )
+
+
+def test_missing_file_is_also_a_value_error(engine: GradCAM) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        engine.explain("no/such/file.png")
+
+
+def test_numpy_scalars_are_accepted_where_python_ones_are(
+    engine: GradCAM, model: nn.Module
+) -> None:
+    x = torch.randn(3, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+    plain = engine.explain(x, target=4, counterfactual=True)
+    for target in (np.int64(4), np.uint8(4), torch.tensor(4), np.array(4)):
+        res = engine.explain(x, target=target, counterfactual=np.bool_(True))
+        assert res.target == 4 and res.counterfactual is True
+        torch.testing.assert_close(res.heatmap, plain.heatmap, rtol=0, atol=0)
+    assert len(engine.predict(x, k=np.int32(3))) == 3
+    assert len(engine.predict(x, k=torch.tensor(2))) == 2
+    batch = torch.stack([x, -x])
+    res = engine.explain(batch, target=np.array([4, 1]))
+    assert res.target == (4, 1)
+
+
+@pytest.mark.parametrize(
+    ("k", "error"),
+    [(0, ValueError), (-2, ValueError), (True, TypeError), (2.0, TypeError), ("3", TypeError)],
+)
+def test_bad_k(engine: GradCAM, k: object, error: type[Exception]) -> None:
+    forwards = engine.cache_info().forwards
+    with pytest.raises(error, match="k must be"):
+        engine.predict(GOOD, k=k)  # type: ignore[arg-type]
+    assert engine.cache_info().forwards == forwards
 
 
 def test_nan_numpy_pixels(engine: GradCAM) -> None:
@@ -125,10 +187,63 @@ def test_constructor_arguments() -> None:
         GradCAM(tiny_net(), classes=["a", "b", "c"], transform=small_transform())
     with pytest.raises(ValueError, match="unknown layer 'layer9'"):
         GradCAM(resnet18(), transform=small_transform(), layers=["layer4", "layer9"])
-    with pytest.raises(ValueError, match="cache_bytes must be a positive"):
-        GradCAM(tiny_net(), transform=small_transform(), cache_bytes=0)
-    with pytest.raises(ValueError, match="the model's parameters are on cpu"):
+    with pytest.raises(ValueError, match="device='meta' holds no data"):
         GradCAM(tiny_net(), transform=small_transform(), device="meta")
+    with pytest.raises(ValueError, match="the model's parameters are on the meta device"):
+        GradCAM(tiny_net().to("meta"), transform=small_transform())
+
+
+BAD_CONSTRUCTION: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"cache_bytes": 0}, ValueError, "cache_bytes must be a positive"),
+    ({"cache_bytes": -5}, ValueError, "cache_bytes must be a positive"),
+    ({"cache_bytes": float("nan")}, ValueError, "cache_bytes must be a positive"),
+    ({"cache_bytes": float("inf")}, ValueError, "cache_bytes must be a positive"),
+    ({"cache_bytes": 10.5}, ValueError, "cache_bytes must be a positive"),
+    ({"cache_bytes": True}, TypeError, "not a bool"),
+    ({"cache_bytes": "1GB"}, TypeError, "cache_bytes must be a positive"),
+    ({"layers": []}, ValueError, "layers is empty"),
+    ({"layers": [3]}, TypeError, "each entry of layers must be"),
+    ({"layers": 3}, TypeError, "layers must be None"),
+    ({"device": "CPU"}, ValueError, r"unknown device 'CPU' \(device names are lower case: 'cpu'\)"),
+    ({"device": "bogus"}, ValueError, "unknown device 'bogus'"),
+    ({"device": -1}, ValueError, "device index must be >= 0"),
+    ({"device": True}, TypeError, "device must be"),
+    ({"device": 2.0}, TypeError, "device must be"),
+    ({"transform": 5}, TypeError, "transform must be callable"),
+    ({"score_fn": "logits"}, TypeError, "score_fn must be callable"),
+    ({"score_fn": lambda out: out.detach()}, ValueError, r"detached\?"),
+    ({"score_fn": lambda out: out.argmax(1, keepdim=True)}, ValueError, "int64 scores"),
+    ({"score_fn": lambda out: out[0]}, ValueError, "expected raw class scores"),
+    ({"score_fn": lambda out: out.repeat(2, 1)}, ValueError, r"shape \(2, 5\) for a batch of 1"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), BAD_CONSTRUCTION)
+def test_bad_construction(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
+    model = tiny_net()
+    before = snapshot(model)
+    with pytest.raises(error, match=message):
+        GradCAM(model, **{"transform": small_transform(), **kwargs})
+    assert_unchanged(model, before)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where CUDA is absent")
+@pytest.mark.parametrize("device", [0, "cuda", "cuda:1"])
+def test_cuda_asked_where_there_is_none(device: object) -> None:
+    class NoParameters(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.avg_pool2d(x, 4).flatten(1)[:, :5]
+
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        GradCAM(NoParameters(), transform=small_transform(), device=device)  # type: ignore[arg-type]
+
+
+def test_whole_float_cache_bytes_and_numpy_ints_are_accepted() -> None:
+    for budget in (1e9, np.int64(1 << 20), 1 << 20):
+        engine = GradCAM(tiny_net(), transform=small_transform(), cache_bytes=budget)  # type: ignore[arg-type]
+        assert engine.cache_info().max_bytes == int(budget) and isinstance(
+            engine.cache_info().max_bytes, int
+        )
 
 
 def test_layers_argument_restricts_candidates(model: nn.Module) -> None:
