@@ -12,6 +12,22 @@ from ..figures import COLORSCALES
 MAX_BARS = 128
 
 
+def readable_layers(engine: GradCAM) -> list[str]:
+    """The model's stages or blocks (``engine.stages``), else every layer."""
+    stages = getattr(engine, "stages", None)
+    return list(stages) if stages else list(engine.layers)
+
+
+def layer_options(
+    engine: GradCAM, all_layers: bool, current: str | None = None
+) -> list[tuple[str, str]]:
+    """The layer list: the stages (plus ``current`` if it is not one), or every layer."""
+    shown = set(engine.layers if all_layers else readable_layers(engine))
+    if current is not None:
+        shown.add(current)
+    return [(layer_label(n, engine.layer_shapes[n]), n) for n in engine.layers if n in shown]
+
+
 def layer_label(name: str, shape: tuple[int, int, int]) -> str:
     """``"layer4 (512×7×7)"``: a layer and the shape of its output."""
     return f"{name} ({shape[0]}×{shape[1]}×{shape[2]})"
@@ -40,11 +56,14 @@ class Controls:
     colorscale: w.Dropdown
     bars: w.IntSlider
     scale: w.ToggleButtons
+    all_layers: w.Checkbox
 
     def box(self) -> w.VBox:
         """The controls in two rows that wrap on narrow screens (nothing is cut off)."""
         wrap = w.Layout(flex_flow="row wrap", align_items="center", width="100%")
-        first = w.HBox([self.image, self.layer, self.target, self.search], layout=wrap)
+        first = w.HBox(
+            [self.image, self.layer, self.all_layers, self.target, self.search], layout=wrap
+        )
         second = w.HBox(
             [self.counterfactual, self.scale, self.opacity, self.colorscale, self.bars],
             layout=w.Layout(flex_flow="row wrap", align_items="center", width="100%"),
@@ -67,7 +86,7 @@ def build_controls(engine: GradCAM) -> Controls:
             layout=w.Layout(width="240px", display="none", margin="2px 12px 2px 0"),
         ),
         layer=w.Dropdown(
-            options=[(layer_label(n, engine.layer_shapes[n]), n) for n in engine.layers],
+            options=layer_options(engine, False, engine.default_layer),
             value=engine.default_layer,
             description="layer",
             style=label,
@@ -111,6 +130,18 @@ def build_controls(engine: GradCAM) -> Controls:
             description="bars",
             style=label,
             layout=w.Layout(width="240px"),
+        ),
+        all_layers=w.Checkbox(
+            value=False,
+            description=f"all {len(engine.layers)} layers",
+            indent=False,
+            tooltip="list every layer, not only the model's stages",
+            layout=w.Layout(
+                width="auto",
+                margin="2px 12px 2px 0",
+                # Nothing more to show when every layer is a stage.
+                display=None if len(readable_layers(engine)) < len(engine.layers) else "none",
+            ),
         ),
         scale=w.ToggleButtons(
             options=[("own scale", "own"), ("shared scale", "shared")],

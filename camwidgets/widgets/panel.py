@@ -42,7 +42,7 @@ from ..figures.panel import relayout_panel
 from ..figures.scales import magnitude, peak, positive_range
 from . import state as st
 from .classes import resolve_class
-from .controls import Controls, build_controls, class_label, layer_label
+from .controls import Controls, build_controls, class_label, layer_label, layer_options
 from .figure_widget import FigureWidget
 from .root import Root
 from .state import PanelState
@@ -204,6 +204,7 @@ class Panel:
             (c.colorscale, lambda p, v: p.change(lambda s: st.set_style(s, colorscale=v))),
             (c.bars, lambda p, v: p.change(lambda s: st.set_style(s, bars=v))),
             (c.scale, lambda p, v: p.change(lambda s: st.set_scale(s, v))),
+            (c.all_layers, lambda p, v: p.change(lambda s: st.show_all_layers(s, v))),
         ]
         for widget, method in pairs:
             widget.observe(_weak(self, method), names="value")
@@ -304,7 +305,11 @@ class Panel:
                     if list(c.target.options) != options:
                         c.target.options = options
                     c.target.value = s.target
+            layers = layer_options(self.engine, s.all_layers, s.layer)
+            if list(c.layer.options) != layers:
+                c.layer.options = layers
             c.layer.value = s.layer
+            c.all_layers.value = s.all_layers
             c.counterfactual.value = s.counterfactual
             c.opacity.value = s.opacity
             c.colorscale.value = s.colorscale

@@ -143,15 +143,38 @@ def test_search_explains_any_class(
     assert c.target.value == top1 and panel.error.value == ""
 
 
-def test_layer_dropdown_lists_every_candidate_with_its_shape(
-    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+def test_layer_list_shows_the_stages_first_and_every_layer_on_demand(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray], shows: Any
 ) -> None:
     engine = make_engine(layers=None)
-    panel = Panel(engine)
-    labels = dict((value, label) for label, value in panel.controls.layer.options)
-    assert list(labels) == engine.layers and panel.controls.layer.value == engine.default_layer
-    assert labels["layer4"] == "layer4 (32×4×4)"
-    assert labels["layer1"] == "layer1 (8×32×32)"
+    stages = ["layer1", "layer2", "layer3", "layer4"]  # the tiny ResNet's stages, by hand
+    assert engine.layers != stages and set(stages) <= set(engine.layers)
+    ex = Explorer(engine)
+    ex.show(images[0])
+    c = ex.panel.controls
+    labels = dict((value, label) for label, value in c.layer.options)
+    assert list(labels) == stages and c.layer.value == engine.default_layer == "layer4"
+    assert labels["layer4"] == "layer4 (32×4×4)" and labels["layer1"] == "layer1 (8×32×32)"
+    assert (
+        c.all_layers.layout.display is None and str(len(engine.layers)) in c.all_layers.description
+    )
+    c.all_layers.value = True
+    assert [v for _, v in c.layer.options] == engine.layers and ex.panel.state.all_layers
+    inner = next(n for n in engine.layers if n.startswith("layer2."))
+    c.layer.value = inner
+    shows(ex.panel.figure, make_engine(layers=None).explain(images[0], layer=inner), None, 20)
+    c.all_layers.value = False  # back to the stages; the layer shown stays listed
+    names = [v for _, v in c.layer.options]
+    assert names == [n for n in engine.layers if n in {*stages, inner}] and c.layer.value == inner
+    c.layer.value = "layer3"
+    assert [v for _, v in c.layer.options] == stages
+
+
+def test_no_all_layers_switch_when_every_layer_is_a_stage(
+    make_engine: Callable[..., GradCAM],
+) -> None:
+    panel = Panel(make_engine())  # layers restricted to layer1..layer4
+    assert panel.controls.all_layers.layout.display == "none"
 
 
 def test_status_line_says_what_is_shown_and_what_it_cost(explorer: Explorer) -> None:
