@@ -26,12 +26,13 @@ from .checks import (
     check_scores,
     resolve_placement,
 )
+from .guided import guided_gradients
 from .inputs import ImageLike, Prepared, Transform, check_finite, default_transform, prepare
 from .layers import Discovery, ScoreFn, default_layer, discover, resolve_layer, scores_of, stages
 from .layouts import Layout, parse_overrides
 from .locks import model_lock, serialized
 from .methods import METHODS as METHOD_REGISTRY
-from .methods import ClassScore, Method, MethodInputs, get_method
+from .methods import ClassScore, Method, MethodInputs, MethodOutput, get_method
 from .result import CacheInfo, CamResult, Prediction
 
 Target = int | str | None | Sequence[int | str]
@@ -62,10 +63,20 @@ class _ImageEntry:
     size: tuple[int, int]  # the input's (H, W): token layouts need it for their grid
     # classes -> alpha per layer (and full gradients where asked) of that class set
     gradients: dict[tuple[int, ...], _ClassGradients] = field(default_factory=dict)
+    # (classes, sign) -> guided-backpropagation input gradient (N, C, H, W)
+    guided: dict[tuple[tuple[int, ...], float], torch.Tensor] = field(default_factory=dict)
+    # (method, classes, sign, layer) -> output of a method that asks to be kept (Score-CAM)
+    outputs: dict[tuple[str, tuple[int, ...], float, str], MethodOutput] = field(
+        default_factory=dict
+    )
 
     def nbytes(self) -> int:
         """Estimated bytes held: activations, about as much again in the retained graph, grads."""
-        return 2 * self.activation_bytes + sum(g.nbytes() for g in self.gradients.values())
+        kept = [*self.guided.values()]
+        for out in self.outputs.values():
+            kept += [t for t in (out.weights, out.coarse, out.pixels) if t is not None]
+        extra = sum(t.numel() * t.element_size() for t in kept)
+        return 2 * self.activation_bytes + sum(g.nbytes() for g in self.gradients.values()) + extra
 
 
 class GradCAM:
@@ -82,7 +93,10 @@ class GradCAM:
     global average pooling + a linear layer. Each distinct image (by content) costs one forward
     that records every candidate layer; each (image, class) costs one ``torch.autograd.grad``
     that yields alpha for every candidate layer from the deepest one asked for so far onward, so
-    switching layer or toggling the counterfactual afterwards runs no model pass.
+    switching layer or toggling the counterfactual afterwards runs no model pass. Grad-CAM++,
+    XGrad-CAM, HiResCAM, LayerCAM, Eigen-CAM, Score-CAM and Guided Grad-CAM are further
+    ``method=`` names (``camwidgets.engine.methods``), read from the same cache;
+    ``guided_backprop`` gives the guided-backpropagation input gradient on its own.
 
     Every argument is checked before any model pass (``ValueError``/``TypeError``, nothing
     changed); scores and maps that are not finite raise. Cached passes are dropped when the
@@ -217,7 +231,7 @@ class GradCAM:
         layer: str | nn.Module | None = None,
         target: Target = None,
         counterfactual: bool = False,
-        method: str = "gradcam",
+        method: str | Method = "gradcam",
         cache: bool = True,
     ) -> CamResult:
         """Explain ``target`` for ``image`` at ``layer``.
@@ -227,7 +241,8 @@ class GradCAM:
             layer: a candidate layer name or module; default the last spatial layer.
             target: class index or name, None for the top-1, or one per image for a batch.
             counterfactual: explain -Y_c: regions whose removal would raise the score.
-            method: a registered method name (``engine.methods(layer)`` lists the usable ones).
+            method: a registered method name (``engine.methods(layer)`` lists the usable ones),
+                or a Method instance (e.g. ``ScoreCAM(batch_size=16)`` for its options).
             cache: False for the batch path: nothing is cached, only ``layer`` is recorded and
                 no graph is kept beyond the call (same numbers).
 
@@ -238,7 +253,9 @@ class GradCAM:
         counterfactual = as_bool(counterfactual, "counterfactual")
         cache = as_bool(cache, "cache")
         if counterfactual and not chosen.supports_counterfactual:
-            raise ValueError(f"method {chosen.name!r} has no counterfactual (it is class-agnostic)")
+            raise ValueError(
+                f"method {chosen.name!r} has no counterfactual: {chosen.no_counterfactual}"
+            )
         name = self._layer(layer)
         reason = chosen.unavailable(self, name)
         if reason is not None:
@@ -251,7 +268,13 @@ class GradCAM:
         classes = self._targets(wanted, entry.scores)
         sign = -1.0 if counterfactual else 1.0
         inputs = self._method_inputs(chosen, entry, prepared, classes, name, sign, cache)
-        output = chosen(inputs)
+        key = (chosen.name, classes, sign, name)
+        output = entry.outputs.get(key) if chosen.memoize else None
+        if output is None:
+            output = chosen(inputs)
+            if chosen.memoize:
+                entry.outputs[key] = output
+                self._cache.shrink()
         coarse = output.coarse.float()
         _check_map(coarse, output.weights, inputs.activations, name, chosen.name)
         heatmap = F.interpolate(
@@ -260,6 +283,7 @@ class GradCAM:
             mode="bilinear",
             align_corners=False,
         ).squeeze(1)
+        pixels = output.pixels
         return self._result(
             prepared.batched,
             entry.scores.detach().float(),
@@ -269,7 +293,34 @@ class GradCAM:
             counterfactual=counterfactual,
             method=chosen.name,
             cached=passes == self._forwards + self._backwards,
+            guided=None if pixels is None else pixels.float() * heatmap.unsqueeze(1),
         )
+
+    @serialized
+    def guided_backprop(
+        self,
+        image: ImageLike | Sequence[ImageLike] | Prepared,
+        target: Target = None,
+        counterfactual: bool = False,
+    ) -> torch.Tensor:
+        """Guided backpropagation (Springenberg et al.) of ``Y_c`` (or ``-Y_c``) to the input.
+
+        The gradient of the class score with respect to the preprocessed input, with every
+        ``nn.ReLU`` module passing back only positive gradients at positive inputs (``F.relu``
+        calls are not guided; see ``camwidgets.engine.guided``). One forward and one backward
+        per (image, class, sign), cached with the image.
+
+        Returns:
+            (C, H, W), or (N, C, H, W) for a batch; float32 on the CPU.
+        """
+        counterfactual = as_bool(counterfactual, "counterfactual")
+        self._follow_model()
+        prepared = self.prepare(image)
+        wanted = self._wanted(target, prepared.tensor.shape[0])
+        entry = self._entry(prepared)
+        classes = self._targets(wanted, entry.scores)
+        guided = self._guided(entry, prepared, classes, -1.0 if counterfactual else 1.0).cpu()
+        return guided if prepared.batched else guided[0]
 
     @serialized
     def activations(
@@ -430,6 +481,7 @@ class GradCAM:
         if method.needs_head:
             assert self._found.cam is not None
             head = sign * self._found.cam.weight[list(classes)].to(self.device, torch.float32)
+        guided = self._guided(entry, prepared, classes, sign) if method.needs_guided else None
         return MethodInputs(
             activations=activations,
             classes=classes,
@@ -440,7 +492,26 @@ class GradCAM:
             alpha=alpha,
             head_weight=head,
             scores=self.scores,
+            guided=guided,
         )
+
+    def _guided(
+        self, entry: _ImageEntry, prepared: Prepared, classes: tuple[int, ...], sign: float
+    ) -> torch.Tensor:
+        """Guided-backprop input gradient of ``sign * Y_c``: cached, or a forward + backward."""
+        key = (classes, sign)
+        known = entry.guided.get(key)
+        if known is None:
+
+            def objective(output: Any) -> torch.Tensor:
+                return ClassScore(classes, sign)(scores_of(output, self.score_fn))
+
+            known = guided_gradients(self.model, prepared.tensor, objective)
+            self._forwards += 1
+            self._backwards += 1
+            entry.guided[key] = known
+            self._cache.shrink()
+        return known
 
     def _gradients(
         self, entry: _ImageEntry, classes: tuple[int, ...], name: str, full: bool, cache: bool

@@ -16,6 +16,18 @@ Adding a method::
             return MethodOutput(None, inputs.activations.mean(dim=1))
 
     register_method(MeanActivation())
+
+Names registered here: "gradcam", "cam", "gradcam++", "xgradcam", "hirescam", "layercam",
+"eigencam", "scorecam" and "guided-gradcam"; each class below gives its formula and paper.
+
+Example:
+    >>> import torch, torchvision
+    >>> from camwidgets import GradCAM
+    >>> engine = GradCAM(torchvision.models.resnet18(num_classes=3).eval())
+    >>> x = torch.randn(1, 3, 64, 64)
+    >>> res = engine.explain(x, layer="layer3", target=2, method="gradcam++")
+    >>> res.weights.shape, engine.explain(x, layer="layer3", target=2, method="layercam").cached
+    (torch.Size([256]), True)
 """
 
 from __future__ import annotations
@@ -25,6 +37,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
+
+from .progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,8 @@ class MethodInputs:
         alpha: ``sign * mean_ij dY_c/dA^k_ij``, (N, K), when ``needs_alpha``.
         head_weight: ``sign * W[c]`` of the pooled linear head, (N, K), when ``needs_head``.
         scores: batch (M, C, H, W) -> raw scores (M, classes), no gradients, eval mode.
+        guided: guided-backpropagation gradient of ``sign * Y_c`` with respect to the input,
+            (N, C, H, W), when ``needs_guided``.
     """
 
     activations: torch.Tensor
@@ -71,14 +88,20 @@ class MethodInputs:
     alpha: torch.Tensor | None
     head_weight: torch.Tensor | None
     scores: Callable[[torch.Tensor], torch.Tensor]
+    guided: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
 class MethodOutput:
-    """A method's answer: channel weights (N, K) where it has them, and the signed coarse map."""
+    """A method's answer: channel weights (N, K) where it has them, and the signed coarse map.
+
+    ``pixels`` is an optional input-resolution factor (N, C, H, W): the engine multiplies it by
+    the resized heatmap and returns the product as ``CamResult.guided`` (Guided Grad-CAM).
+    """
 
     weights: torch.Tensor | None
     coarse: torch.Tensor
+    pixels: torch.Tensor | None = None
 
 
 class EngineInfo(Protocol):
@@ -95,7 +118,13 @@ class Method:
     needs_gradients: bool = False
     needs_alpha: bool = False
     needs_head: bool = False
+    needs_guided: bool = False
+    memoize: bool = False
+    """Keep the output with the cached image, keyed by (name, classes, sign, layer): for
+    methods that are expensive (model passes of their own) and deterministic."""
     supports_counterfactual: bool = True
+    no_counterfactual: str = "it is class-agnostic"
+    """Why the counterfactual is refused, when ``supports_counterfactual`` is False."""
 
     def unavailable(self, engine: EngineInfo, layer: str) -> str | None:
         """Why the method cannot run at ``layer`` (a sentence), or None when it can."""
@@ -103,6 +132,11 @@ class Method:
 
     def __call__(self, inputs: MethodInputs) -> MethodOutput:
         raise NotImplementedError
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float64 where the device has it (not MPS), for sums of small powers."""
+    return t.float() if t.device.type == "mps" else t.double()
 
 
 def weighted_sum(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
@@ -147,6 +181,204 @@ class CAMMethod(Method):
         )
 
 
+class GradCAMPlusPlus(Method):
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018, arXiv:1710.11063), the closed form (eq. 19).
+
+    With g = sign * dY_c/dA^k, the gradient of the raw score:
+
+        a^k_ij  = g_ij^2 / (2 g_ij^2 + (sum_ab A^k_ab) g_ij^3)     (0 where g_ij = 0)
+        alpha_k = sum_ij a^k_ij ReLU(g_ij);   coarse = sum_k alpha_k A^k
+
+    The paper derives this closed form for the exponential score S_c = exp(Y_c): its higher
+    derivatives reduce to powers of g, and its weights carry one more factor exp(Y_c) > 0 per
+    image. That factor only scales the map (and overflows float32 for Y_c > 88), so it is left
+    out, as pytorch-grad-cam does. The counterfactual uses g of -Y_c.
+    """
+
+    name = "gradcam++"
+    needs_gradients = True
+
+    def __call__(self, inputs: MethodInputs) -> MethodOutput:
+        assert inputs.gradients is not None
+        # float64: g^3 of small gradients underflows float32 long before the ratio is small.
+        g = _wide(inputs.gradients)
+        a = _wide(inputs.activations)
+        g2 = g * g
+        denominator = 2 * g2 + a.sum(dim=(-2, -1), keepdim=True) * g2 * g
+        usable = (g != 0) & (denominator != 0)
+        ratio = torch.where(usable, g2 / torch.where(usable, denominator, 1.0), 0.0)
+        alpha = (ratio * g.clamp_min(0)).sum(dim=(-2, -1)).float()
+        return MethodOutput(alpha, weighted_sum(alpha, inputs.activations))
+
+
+class XGradCAM(Method):
+    """XGrad-CAM (Fu et al., BMVC 2020, arXiv:2008.02312).
+
+    alpha_k = sum_ij (A^k_ij / sum_ab A^k_ab) * g_ij  with g = sign * dY_c/dA^k (alpha_k = 0
+    for a channel that sums to 0);  coarse = sum_k alpha_k A^k.
+    """
+
+    name = "xgradcam"
+    needs_gradients = True
+
+    def __call__(self, inputs: MethodInputs) -> MethodOutput:
+        assert inputs.gradients is not None
+        a = inputs.activations
+        total = a.sum(dim=(-2, -1))
+        weighted = (a * inputs.gradients).sum(dim=(-2, -1))
+        alpha = torch.where(total != 0, weighted / torch.where(total != 0, total, 1.0), 0.0)
+        return MethodOutput(alpha, weighted_sum(alpha, a))
+
+
+class HiResCAM(Method):
+    """HiResCAM (Draelos & Carin, 2020, arXiv:2011.08891): no channel weights.
+
+    coarse_ij = sum_k g^k_ij A^k_ij  with g = sign * dY_c/dA. Where A is followed only by
+    global average pooling and a linear head it equals Grad-CAM (and CAM / hw).
+    """
+
+    name = "hirescam"
+    needs_gradients = True
+
+    def __call__(self, inputs: MethodInputs) -> MethodOutput:
+        assert inputs.gradients is not None
+        return MethodOutput(None, (inputs.gradients * inputs.activations).sum(dim=1))
+
+
+class LayerCAM(Method):
+    """LayerCAM (Jiang et al., IEEE TIP 2021, doi:10.1109/TIP.2021.3089943): no channel weights.
+
+    coarse_ij = sum_k ReLU(g^k_ij) A^k_ij  with g = sign * dY_c/dA (the counterfactual keeps
+    the positions where the gradient of -Y_c is positive).
+    """
+
+    name = "layercam"
+    needs_gradients = True
+
+    def __call__(self, inputs: MethodInputs) -> MethodOutput:
+        assert inputs.gradients is not None
+        return MethodOutput(None, (inputs.gradients.clamp_min(0) * inputs.activations).sum(dim=1))
+
+
+class EigenCAM(Method):
+    """Eigen-CAM (Muhammad & Yeasin, IJCNN 2020, arXiv:2008.00299): class-agnostic.
+
+    With the activations as an (hw x K) matrix M = U S V^T (not centred), the map is the
+    projection on the first right singular vector: coarse = M v_1, i.e. channel weights
+    alpha = v_1. A singular vector's sign is arbitrary; it is fixed so the map sums to >= 0
+    (for non-negative activations v_1 >= 0 and the map is >= 0). No gradients, no class: the
+    same map for every target, and no counterfactual.
+    """
+
+    name = "eigencam"
+    supports_counterfactual = False
+    no_counterfactual = "it is class-agnostic (the first principal direction of A has no class)"
+
+    def __call__(self, inputs: MethodInputs) -> MethodOutput:
+        a = inputs.activations
+        n, k, h, w = a.shape
+        matrix = _wide(a).reshape(n, k, h * w).transpose(1, 2)  # (N, hw, K)
+        _, _, vh = torch.linalg.svd(matrix, full_matrices=False)
+        v1 = vh[:, 0, :]  # (N, K)
+        projection = torch.einsum("npk,nk->np", matrix, v1)
+        flip = torch.where(projection.sum(dim=1) < 0, -1.0, 1.0).to(v1.dtype)
+        alpha = (v1 * flip[:, None]).float()
+        return MethodOutput(alpha, weighted_sum(alpha, a))
+
+
+class ScoreCAM(Method):
+    """Score-CAM (Wang et al., CVPR workshops 2020, arXiv:1910.01279), as the authors' code does.
+
+    For each channel k: H^k = the activation A^k bilinearly resized to the input and min-max
+    normalised to [0, 1]; the input masked by it, X * H^k, goes through the model:
+
+        alpha_k = softmax(f(X * H^k))_c;   coarse = sum_k alpha_k A^k
+
+    (alpha_k = 0, and no forward, for a channel that is constant over the grid). The paper's
+    "increase of confidence" also subtracts f(X_b) of a baseline; the authors' released code,
+    torchcam and pytorch-grad-cam all leave it out, and so does this method. No gradients: the
+    K masked forwards per image run in batches of ``batch_size`` without autograd, off the
+    engine's gradient cache; the result is kept with the cached image (``memoize``), so coming
+    back to Score-CAM for the same (image, class, layer) costs nothing. The counterfactual is
+    refused: the weights are probabilities, not gradients, so -alpha would only give an empty
+    map.
+
+    Args:
+        batch_size: masked images per forward.
+        progress: a progress bar: None shows one when the run takes more than a second.
+
+    Example:
+        >>> engine.explain(image, method=ScoreCAM(batch_size=16, progress=False))  # doctest: +SKIP
+    """
+
+    name = "scorecam"
+    memoize = True
+    supports_counterfactual = False
+    no_counterfactual = "its weights are softmax probabilities of masked inputs, not gradients"
+
+    def __init__(self, batch_size: int = 32, progress: bool | None = None) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"progress must be True, False or None, got {progress!r}")
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def __repr__(self) -> str:
+        return f"ScoreCAM(batch_size={self.batch_size}, progress={self.progress})"
+
+    def __call__(self, inputs: MethodInputs) -> MethodOutput:
+        a = inputs.activations
+        n, k = a.shape[:2]
+        size = tuple(inputs.image.shape[-2:])
+        low = a.amin(dim=(-2, -1))
+        high = a.amax(dim=(-2, -1))
+        jobs = (high > low).nonzero()  # (J, 2) rows of (image, channel), constant ones skipped
+        alpha = torch.zeros(n, k, device=a.device, dtype=torch.float32)
+        classes = torch.tensor(inputs.classes, device=a.device)
+        bar = progress_bar(len(jobs), "Score-CAM", self.progress, unit="mask")
+        try:
+            for first in range(0, len(jobs), self.batch_size):
+                chunk = jobs[first : first + self.batch_size]
+                image, channel = chunk[:, 0], chunk[:, 1]
+                up = F.interpolate(
+                    a[image, channel].unsqueeze(1),
+                    size=size,
+                    mode="bilinear",
+                    align_corners=False,
+                )
+                lo = up.amin(dim=(-2, -1), keepdim=True)
+                span = up.amax(dim=(-2, -1), keepdim=True) - lo
+                masks = (up - lo) / span.clamp_min(torch.finfo(up.dtype).tiny)
+                masked = inputs.image[image] * masks.to(inputs.image.dtype)
+                probabilities = inputs.scores(masked).float().softmax(dim=1)
+                rows = torch.arange(len(chunk), device=probabilities.device)
+                picked = probabilities[rows, classes[image].to(probabilities.device)]
+                alpha[image, channel] = picked.to(alpha.device)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        return MethodOutput(alpha, weighted_sum(alpha, a))
+
+
+class GuidedGradCAM(GradCAMMethod):
+    """Guided Grad-CAM (Selvaraju et al., ICCV 2017): guided backpropagation times Grad-CAM.
+
+    ``heatmap`` is the Grad-CAM heatmap; ``CamResult.guided`` is G * heatmap (broadcast over
+    the input channels), where G is the guided-backpropagation gradient of ``sign * Y_c`` with
+    respect to the input (see ``camwidgets.engine.guided``: only ``nn.ReLU`` modules are guided).
+    It costs one extra forward and backward per (image, class, sign), cached by the engine.
+    """
+
+    name = "guided-gradcam"
+    needs_guided = True
+
+    def __call__(self, inputs: MethodInputs) -> MethodOutput:
+        base = super().__call__(inputs)
+        assert inputs.guided is not None
+        return MethodOutput(base.weights, base.coarse, pixels=inputs.guided)
+
+
 METHODS: dict[str, Method] = {}
 """Registered methods by name, in registration order."""
 
@@ -160,9 +392,16 @@ def register_method(method: Method) -> Method:
 
 
 def get_method(name: object) -> Method:
-    """The registered method called ``name``, or a ValueError listing the names."""
+    """The registered method called ``name`` (a Method instance is returned as is), or a
+    ValueError listing the names."""
+    if isinstance(name, Method):
+        if not name.name:
+            raise TypeError("a Method passed as method= needs a non-empty name")
+        return name
     if not isinstance(name, str):
-        raise TypeError(f"method must be a name (str), got {type(name).__name__}")
+        raise TypeError(
+            f"method must be a name (str) or a Method instance, got {type(name).__name__}"
+        )
     method = METHODS.get(name)
     if method is None:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(METHODS)}")
@@ -171,3 +410,10 @@ def get_method(name: object) -> Method:
 
 register_method(GradCAMMethod())
 register_method(CAMMethod())
+register_method(GradCAMPlusPlus())
+register_method(XGradCAM())
+register_method(HiResCAM())
+register_method(LayerCAM())
+register_method(EigenCAM())
+register_method(ScoreCAM())
+register_method(GuidedGradCAM())
