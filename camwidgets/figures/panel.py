@@ -83,6 +83,7 @@ class PanelView:
         contribution_max: alpha_k A^k's colour range (+-) when shared; None: its own.
         hint: words after the bar chart's title (e.g. "click a bar"); "" in exports.
         names: one name per channel ("" for unnamed) when channel names are shown.
+        guided: (H, W, 3) uint8 Guided Grad-CAM picture, shown in place of the overlay.
     """
 
     picture: np.ndarray | str
@@ -101,6 +102,7 @@ class PanelView:
     contribution_max: float | None = None
     hint: str = ""
     names: tuple[str, ...] | None = None
+    guided: np.ndarray | None = None
 
     @property
     def shown_channel(self) -> int:
@@ -140,7 +142,13 @@ def panel_parts(view: PanelView, max_side: int | None = None) -> list[Part]:
     height, width = view.heatmap.shape
     mode = "counterfactual " if view.counterfactual else ""
     color = COUNTERFACTUAL_COLOR if view.counterfactual else NORMAL_COLOR
-    title = f"<span style='color:{color}'>{mode}heat map</span> · ReLU, {height}×{width}"
+    if view.guided is not None:
+        title = (
+            f"<span style='color:{color}'>{mode}Guided Grad-CAM</span> · "
+            f"guided backprop × heat map, {height}×{width}"
+        )
+    else:
+        title = f"<span style='color:{color}'>{mode}heat map</span> · ReLU, {height}×{width}"
     note = view.heat_note
     if note is not None:
         title += f"<br><span style='color:{WARNING_COLOR}'>{note}</span>"
@@ -155,6 +163,7 @@ def panel_parts(view: PanelView, max_side: int | None = None) -> list[Part]:
             zmax=view.heat_max,
             title=title,
             scale=scale,
+            guided=view.guided,
         ),
         coarse_part(view.coarse, view.coarse_max, scale),
         activation_part(view.activations, channel, name),

@@ -166,6 +166,9 @@ def render(view: PanelView) -> Image.Image:
     overlay = blend.round().astype(np.uint8) if picture.shape == heat.shape else heat
     mode = "counterfactual " if view.counterfactual else ""
     title = f"{mode}heat map · ReLU, {view.heatmap.shape[0]}×{view.heatmap.shape[1]}"
+    if view.guided is not None:
+        overlay = view.guided
+        title = f"{mode}Guided Grad-CAM · guided backprop × heat map"
     _map(canvas, lefts[0], map_top, _fit(overlay, SIDE, True), title, ink)
     _colorbar(canvas, lefts[0] + SIDE + 6, map_top, 0.0, top, view.colorscale, _bar("heat", shared))
     note = view.heat_note

@@ -28,6 +28,35 @@ def layer_options(
     return [(layer_label(n, engine.layer_shapes[n]), n) for n in engine.layers if n in shown]
 
 
+METHOD_NAMES = {
+    "gradcam": "Grad-CAM",
+    "cam": "CAM",
+    "gradcam++": "Grad-CAM++",
+    "xgradcam": "XGrad-CAM",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "eigencam": "Eigen-CAM",
+    "scorecam": "Score-CAM",
+    "guided-gradcam": "Guided Grad-CAM",
+}
+
+
+def method_name(method: str) -> str:
+    """How a method is written for people (``gradcam`` -> ``Grad-CAM``)."""
+    return METHOD_NAMES.get(method, method)
+
+
+def methods_at(engine: GradCAM, layer: str) -> list[str]:
+    """The methods usable at ``layer`` (CAM only where a pooled linear head reads it)."""
+    found = getattr(engine, "methods", None)
+    return list(found(layer)) if callable(found) else ["gradcam"]
+
+
+def method_options(engine: GradCAM, layer: str) -> list[tuple[str, str]]:
+    """The method list for ``layer``: (label, name) pairs."""
+    return [(method_name(m), m) for m in methods_at(engine, layer)]
+
+
 def layer_label(name: str, shape: tuple[int, int, int]) -> str:
     """``"layer4 (512×7×7)"``: a layer and the shape of its output."""
     return f"{name} ({shape[0]}×{shape[1]}×{shape[2]})"
@@ -57,15 +86,27 @@ class Controls:
     bars: w.IntSlider
     scale: w.ToggleButtons
     all_layers: w.Checkbox
+    method: w.Dropdown
+    names: w.Checkbox
+    measure: w.Button
 
     def box(self) -> w.VBox:
         """The controls in two rows that wrap on narrow screens (nothing is cut off)."""
         wrap = w.Layout(flex_flow="row wrap", align_items="center", width="100%")
         first = w.HBox(
-            [self.image, self.layer, self.all_layers, self.target, self.search], layout=wrap
+            [self.image, self.layer, self.all_layers, self.method, self.target, self.search],
+            layout=wrap,
         )
         second = w.HBox(
-            [self.counterfactual, self.scale, self.opacity, self.colorscale, self.bars],
+            [
+                self.counterfactual,
+                self.scale,
+                self.opacity,
+                self.colorscale,
+                self.bars,
+                self.names,
+                self.measure,
+            ],
             layout=w.Layout(flex_flow="row wrap", align_items="center", width="100%"),
         )
         return w.VBox([first, second], layout=w.Layout(width="100%"))
@@ -142,6 +183,29 @@ def build_controls(engine: GradCAM) -> Controls:
                 # Nothing more to show when every layer is a stage.
                 display=None if len(readable_layers(engine)) < len(engine.layers) else "none",
             ),
+        ),
+        method=w.Dropdown(
+            options=method_options(engine, engine.default_layer),
+            value="gradcam",
+            description="method",
+            style=label,
+            layout=w.Layout(width="220px", margin="2px 12px 2px 0"),
+        ),
+        names=w.Checkbox(
+            value=True,
+            description="channel names",
+            indent=False,
+            tooltip="show what each channel detects (from camwidgets.dissect)",
+            layout=w.Layout(width="auto", margin="2px 12px 2px 0", display="none"),
+        ),
+        measure=w.Button(
+            description="faithfulness",
+            icon="line-chart",
+            tooltip=(
+                "deletion / insertion AUC of this map against random maps "
+                "(runs the model on perturbed images: takes a while)"
+            ),
+            layout=w.Layout(width="auto", margin="2px 12px 2px 0"),
         ),
         scale=w.ToggleButtons(
             options=[("own scale", "own"), ("shared scale", "shared")],

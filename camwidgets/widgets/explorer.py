@@ -39,6 +39,9 @@ class Explorer:
     Args:
         model: a ``torch.nn.Module``, or a ready ``GradCAM`` engine (then give no other argument).
         classes, transform, layers, device: as for ``GradCAM``.
+        names: channel names from ``camwidgets.dissect`` (one ``ChannelNames`` or a list, one
+            per layer): hovering a bar names its channel, the channel view is titled with it,
+            and a line under the chart says the map in words (``camwidgets.describe``).
         all_layer_gradients: make each class's backward reach every layer, so that switching
             layer never runs the model (``engine.gradient_depth`` set to the first layer).
             Default: yes for the engine the Explorer builds, no for an engine you give (it is
@@ -58,6 +61,7 @@ class Explorer:
         layers: Sequence[str | nn.Module] | None = None,
         device: str | torch.device | None = None,
         all_layer_gradients: bool | None = None,
+        names: Any = None,
     ) -> None:
         if all_layer_gradients is not None and not isinstance(all_layer_gradients, bool):
             raise TypeError(
@@ -76,13 +80,28 @@ class Explorer:
         self.all_layer_gradients = owned if all_layer_gradients is None else all_layer_gradients
         self._panel: Panel | None = None
         self._told = False
+        self._names: Any = None
+        if names is not None:
+            self.names = names
 
     @property
     def panel(self) -> Panel:
         """The panel, built on first use."""
         if self._panel is None or self._panel.closed:
-            self._panel = Panel(self.engine, all_layer_gradients=self.all_layer_gradients)
+            self._panel = Panel(
+                self.engine, all_layer_gradients=self.all_layer_gradients, names=self._names
+            )
         return self._panel
+
+    @property
+    def names(self) -> Any:
+        """The channel names shown (``ChannelNames``, a list of them, or None)."""
+        return self._names
+
+    @names.setter
+    def names(self, names: Any) -> None:
+        self.panel.set_names(names)  # checks them
+        self._names = names
 
     @property
     def target(self) -> int | None:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 import numpy as np
@@ -38,28 +38,30 @@ from ..engine import CacheInfo, CamResult, GradCAM, Prediction, Prepared
 from ..figures import PanelView, Part, TraceRole, panel_figure, panel_parts, png_data_uri
 from ..figures import update_panel as draw
 from ..figures.channels import default_channel
+from ..figures.overlay import guided_picture
 from ..figures.panel import relayout_panel
 from ..figures.scales import magnitude, peak, positive_range
 from . import state as st
 from .classes import resolve_class
-from .controls import Controls, build_controls, class_label, layer_label, layer_options
+from .controls import (
+    Controls,
+    build_controls,
+    class_label,
+    layer_label,
+    layer_options,
+    method_name,
+    method_options,
+    methods_at,
+)
 from .figure_widget import FigureWidget
 from .root import Root
 from .state import PanelState
 
+if TYPE_CHECKING:
+    from ..naming import ChannelNames
+
 WIRE_MAX_SIDE = 72
 TOP_K = 5
-METHOD_NAMES = {
-    "gradcam": "Grad-CAM",
-    "cam": "CAM",
-    "gradcam++": "Grad-CAM++",
-    "xgradcam": "XGrad-CAM",
-    "hirescam": "HiResCAM",
-    "layercam": "LayerCAM",
-    "eigencam": "Eigen-CAM",
-    "scorecam": "Score-CAM",
-    "guided-gradcam": "Guided Grad-CAM",
-}
 
 
 @dataclass
@@ -97,8 +99,10 @@ class Panel:
         engine: GradCAM,
         max_side: int | None = WIRE_MAX_SIDE,
         all_layer_gradients: bool = False,
+        names: Any = None,
     ) -> None:
         self.engine = engine
+        self._names: dict[str, ChannelNames] = {}
         if all_layer_gradients and hasattr(engine, "gradient_depth"):
             engine.gradient_depth = engine.layers[0]
         self.max_side = max_side
@@ -109,11 +113,22 @@ class Panel:
         self.status = w.HTML("No image yet: call <code>explorer.show(image)</code>.")
         self.error = w.HTML()
         self.busy = w.HTML(layout=w.Layout(min_height="22px"))
+        # Under the chart: the map in words (when channel names are loaded), faithfulness.
+        self.words = w.HTML(layout=w.Layout(display="none"))
+        self.faithfulness = w.HTML()
         # Its width follows the front end (FigureWidget fix 5); plotly's own ``layout``
         # argument would be the figure's layout, not a widget Layout.
         self.figure = FigureWidget(panel_figure(self.view, max_side))
         self.root = Root(
-            [self.controls.box(), self.busy, self.error, self.figure, self.status],
+            [
+                self.controls.box(),
+                self.busy,
+                self.error,
+                self.figure,
+                self.words,
+                self.faithfulness,
+                self.status,
+            ],
             layout=w.Layout(width="100%", min_width="0"),
         )
         # Once displayed, the box keeps the panel (and so the engine) alive; callbacks never do.
@@ -121,8 +136,11 @@ class Panel:
         self._shown: list[Part] | None = panel_parts(self.view, max_side)
         self._images: list[_Image] = []
         self._ranges: dict[tuple[Any, ...], tuple[float, float, np.ndarray]] = {}
+        self._measured: dict[tuple[Any, ...], str] = {}
         self._syncing = False
         self._wire()
+        if names is not None:
+            self.set_names(names)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -170,6 +188,75 @@ class Panel:
             return self._failed(error, strict)
         return self._render(new, strict, (started, before))
 
+    def set_names(self, names: Any) -> None:
+        """Load channel names (``camwidgets.dissect`` tables): one ``ChannelNames``, several
+        (one per layer), or None to forget them. Shown for the layer each table is for.
+
+        Raises:
+            TypeError: for anything else; ValueError: a table of a layer the engine does not
+                have, or with another channel count.
+        """
+        from ..naming import ChannelNames
+
+        tables = [] if names is None else [names] if isinstance(names, ChannelNames) else names
+        if not isinstance(tables, (list, tuple)) or not all(
+            isinstance(t, ChannelNames) for t in tables
+        ):
+            raise TypeError(
+                "names must be a ChannelNames (from camwidgets.dissect), a list of them, or None;"
+                f" got {type(names).__name__}"
+            )
+        found: dict[str, ChannelNames] = {}
+        for table in tables:
+            if table.layer not in self.engine.layer_shapes:
+                raise ValueError(f"names are for layer {table.layer!r}, which the engine lacks")
+            channels = self.engine.layer_shapes[table.layer][0]
+            if len(table) != channels:
+                raise ValueError(
+                    f"names for {table.layer!r} have {len(table)} channels, the layer {channels}"
+                )
+            found[table.layer] = table
+        self._names = found
+        self.controls.names.layout.display = None if found else "none"
+        if self._images:
+            self.change(lambda s: s, strict=True)  # draw again with (or without) the names
+
+    def measure(self, steps: int = 40, runs: int = 3) -> str:
+        """Deletion and insertion AUC of the map shown, next to random maps' (on demand).
+
+        Random maps are drawn on the layer's grid and resized like a CAM (``runs`` of them);
+        ``steps`` perturbation steps per curve. Results are kept per view.
+
+        Returns:
+            The readout (also shown under the chart).
+        """
+        if self.result is None or not self._images:
+            raise RuntimeError("no image is shown yet: call explorer.show(image) first")
+        from .. import metrics
+
+        state, result = self.state, self.result
+        key = (*state.explanation, steps, runs)
+        if key not in self._measured:
+            prepared = self._images[state.image].prepared
+            grid = tuple(self.engine.layer_shapes[state.layer][1:])
+            with self._working("measuring deletion and insertion"):
+                found = metrics.faithfulness(
+                    self.engine, prepared, result, steps=steps, progress=False
+                )
+                base = metrics.random_baseline(
+                    self.engine,
+                    prepared,
+                    result.target,
+                    runs=runs,
+                    grid=(int(grid[0]), int(grid[1])),
+                    steps=steps,
+                    progress=False,
+                )
+            assert isinstance(found, metrics.Faithfulness)
+            self._measured[key] = _faithfulness_html(found, base, method_name(state.method))
+        self.faithfulness.value = self._measured[key]
+        return self._measured[key]
+
     def close(self) -> None:
         """Close every widget of the panel (their front-end views disappear)."""
         self.root.release()
@@ -196,9 +283,16 @@ class Panel:
         c = self.controls
         pairs: list[tuple[w.Widget, Callable[[Panel, Any], Any]]] = [
             (c.image, lambda p, v: p._pick_image(v)),
-            (c.layer, lambda p, v: p.change(lambda s: st.pick_layer(s, v))),
+            (c.layer, lambda p, v: p.change(lambda s: st.pick_layer(s, v, p._methods(v)))),
+            (c.method, lambda p, v: p.change(lambda s: p._pick_method(s, v))),
+            (c.names, lambda p, v: p.change(lambda s: st.show_names(s, v))),
             (c.target, lambda p, v: p.change(lambda s: st.pick_target(s, v, p._offered()))),
-            (c.counterfactual, lambda p, v: p.change(lambda s: st.set_counterfactual(s, v))),
+            (
+                c.counterfactual,
+                lambda p, v: p.change(
+                    lambda s: st.set_counterfactual(s, v, _has_counterfactual(s.method))
+                ),
+            ),
             (c.search, Panel._on_search),
             (c.opacity, lambda p, v: p.change(lambda s: st.set_style(s, opacity=v))),
             (c.colorscale, lambda p, v: p.change(lambda s: st.set_style(s, colorscale=v))),
@@ -210,6 +304,21 @@ class Panel:
             widget.observe(_weak(self, method), names="value")
         self.figure.data[TraceRole.BARS].on_click(_weak(self, Panel._on_bar_click))
         self.figure.observe(_weak(self, Panel._on_width), names="view_width")
+        c.measure.on_click(_weak(self, Panel._on_measure))
+
+    def _on_measure(self, button: Any) -> None:
+        try:
+            self.measure()
+        except Exception as error:  # shown in the panel, as every error from a control
+            self._failed(error, strict=False)
+
+    def _methods(self, layer: str) -> list[str]:
+        return methods_at(self.engine, layer)
+
+    def _pick_method(self, state: PanelState, method: str) -> PanelState:
+        return st.pick_method(
+            state, method, self._methods(state.layer), _has_counterfactual(method)
+        )
 
     def _on_width(self, width: int) -> None:
         """The front end drew the figure ``width`` px wide: lay it out for that width."""
@@ -275,12 +384,19 @@ class Panel:
                     )
                 view = self._make_view(new, result)
                 self._shown = draw(self.figure, view, self.max_side, self._shown)
+                words = self._words(new, result)
         except Exception as error:  # shown in the panel, as the issue asks
             self._shown = None  # the figure may be half updated: next time, update it all
             return self._failed(error, strict)
         self.state, self.result, self.view = new, result, view
         self._write_controls()
         self.error.value = ""
+        self.words.value = words
+        self.words.layout.display = None if words else "none"
+        self.faithfulness.value = self._measured.get(
+            (*new.explanation, 40, 3),
+            "",
+        )
         seconds = time.perf_counter() - started
         self.status.value = self._status_html(result, seconds, before)
         return True
@@ -310,6 +426,12 @@ class Panel:
                 c.layer.options = layers
             c.layer.value = s.layer
             c.all_layers.value = s.all_layers
+            methods = method_options(self.engine, s.layer)
+            if list(c.method.options) != methods:
+                c.method.options = methods
+            c.method.value = s.method
+            c.counterfactual.disabled = not _has_counterfactual(s.method)
+            c.names.value = s.names
             c.counterfactual.value = s.counterfactual
             c.opacity.value = s.opacity
             c.colorscale.value = s.colorscale
@@ -357,8 +479,36 @@ class Panel:
             heat_max=heat_max,
             coarse_max=coarse_max,
             contribution_max=contribution_max,
-            hint="click a bar to see its channel",
+            hint=(
+                "click a bar to see its channel"
+                if result.weights is not None
+                else f"{method_name(result.method)} has no channel weights"
+            ),
+            names=self._channel_names(state),
+            guided=(guided_picture(result.guided.numpy()) if result.guided is not None else None),
         )
+
+    def _channel_names(self, state: PanelState) -> tuple[str, ...] | None:
+        """One name per channel ("" for unnamed) when names for this layer are shown."""
+        table = self._names.get(state.layer)
+        if table is None or not state.names:
+            return None
+        return tuple(table.name(k) or "" for k in range(len(table)))
+
+    def _words(self, state: PanelState, result: CamResult) -> str:
+        """``describe`` of the view as a line of HTML, when names for the layer are loaded."""
+        table = self._names.get(state.layer)
+        if table is None or not state.names:
+            return ""
+        if result.weights is None:
+            return (
+                f"<i>{html.escape(method_name(result.method))} has no channel weights: no "
+                "explanation in words for this method.</i>"
+            )
+        from ..naming import describe
+
+        said = describe(result, table, k=3, classes=self.engine.classes)
+        return f'<span style="font-size:13px">💬 {html.escape(said.sentence)}</span>'
 
     def _shared_ranges(self, state: PanelState) -> tuple[float, float, np.ndarray]:
         """One colour range per layer: over every listed class, both signs where defined.
@@ -371,7 +521,7 @@ class Panel:
         key = (state.image, state.layer, state.method, classes)
         if key not in self._ranges:
             prepared = self._images[state.image].prepared
-            signs = [False, True] if self._has_counterfactual(state) else [False]
+            signs = [False, True] if _has_counterfactual(state.method) else [False]
             heat, coarse, alphas = 0.0, 0.0, None
             for target in classes:
                 for sign in signs:
@@ -395,12 +545,6 @@ class Panel:
             )
         return self._ranges[key]
 
-    def _has_counterfactual(self, state: PanelState) -> bool:
-        """Whether the current method has a counterfactual."""
-        from ..engine.methods import get_method
-
-        return bool(get_method(state.method).supports_counterfactual)
-
     def _caption(self, state: PanelState, result: CamResult) -> str:
         """The figure's title: the class explained, the prediction, layer, method, mode."""
         predictions = self._images[state.image].predictions or []
@@ -419,7 +563,7 @@ class Panel:
         return (
             f"{mode}<b>{e(str(result.target_name))}</b> (class {result.target}, "
             f"p {result.probability:.1%}){top} · layer {e(result.layer)} "
-            f"{shape[1]}×{shape[2]} · {e(_method_name(result.method))}"
+            f"{shape[1]}×{shape[2]} · {e(method_name(result.method))}"
         )
 
     def _status_html(self, result: CamResult, seconds: float, before: CacheInfo) -> str:
@@ -435,7 +579,7 @@ class Panel:
             else f"computed: {forwards} forward, {backwards} backward"
         )
         mode = " · <b>counterfactual</b>" if result.counterfactual else ""
-        mode += f" · {_method_name(result.method)}"
+        mode += f" · {method_name(result.method)}"
         mode += " · shared scale" if self.state.scale == "shared" else ""
         e = html.escape
         return (
@@ -497,9 +641,28 @@ def _weak(panel: Panel, method: Callable[..., Any]) -> Callable[..., None]:
     return call
 
 
-def _method_name(method: str) -> str:
-    """How a method is written for people (``gradcam`` -> ``Grad-CAM``)."""
-    return METHOD_NAMES.get(method, method)
+def _has_counterfactual(method: str) -> bool:
+    """Whether ``method`` has a counterfactual (class-agnostic ones such as Eigen-CAM do not)."""
+    from ..engine.methods import get_method
+
+    return bool(get_method(method).supports_counterfactual)
+
+
+def _faithfulness_html(found: Any, base: Any, method: str) -> str:
+    """Deletion / insertion AUC of the map next to the random maps' mean ± sd."""
+    better = found.deletion.auc < base.deletion and found.insertion.auc > base.insertion
+    verdict = (
+        "more faithful than random maps on both"
+        if better
+        else "<b>not</b> better than random maps on both"
+    )
+    return (
+        f"faithfulness of this {html.escape(method)} map: deletion AUC "
+        f"<b>{found.deletion.auc:.3f}</b> (random {base.deletion:.3f} ± {base.deletion_std:.3f};"
+        f" lower is better) · insertion AUC <b>{found.insertion.auc:.3f}</b> (random "
+        f"{base.insertion:.3f} ± {base.insertion_std:.3f}; higher is better) · {verdict} "
+        f"({base.runs} random maps)"
+    )
 
 
 def _class_options(predictions: Sequence[Prediction], extra: Sequence[int]) -> list[Any]:

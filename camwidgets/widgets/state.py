@@ -91,18 +91,31 @@ def pick_target(state: PanelState, target: int, offered: Sequence[int]) -> Panel
     return replace(state, target=target, extra=extra)
 
 
-def pick_method(state: PanelState, method: str, methods: Sequence[str]) -> PanelState:
-    """Another explanation method, one of ``methods`` (those defined at the current layer)."""
+def pick_method(
+    state: PanelState, method: str, methods: Sequence[str], counterfactual: bool = True
+) -> PanelState:
+    """Another explanation method, one of ``methods`` (those defined at the current layer).
+
+    Args:
+        counterfactual: whether ``method`` has a counterfactual; if not, it is switched off
+            (Eigen-CAM and Score-CAM do not depend on the class's gradient sign).
+    """
     if method not in methods:
         raise ValueError(
             f"method {method!r} is not available at layer {state.layer!r}; "
             f"available: {', '.join(methods)}"
         )
-    return replace(state, method=method)
+    return replace(state, method=method, counterfactual=state.counterfactual and counterfactual)
 
 
-def set_counterfactual(state: PanelState, on: bool) -> PanelState:
-    """The counterfactual on or off (same layer: the shown channel stays)."""
+def set_counterfactual(state: PanelState, on: bool, supported: bool = True) -> PanelState:
+    """The counterfactual on or off (same layer: the shown channel stays).
+
+    Args:
+        supported: whether the current method has a counterfactual.
+    """
+    if on and not supported:
+        raise ValueError(f"method {state.method!r} has no counterfactual")
     return replace(state, counterfactual=bool(on))
 
 
