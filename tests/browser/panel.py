@@ -96,6 +96,7 @@ class State:
     counterfactual: bool = False
     channel: int | None = None  # None: the channel with the largest alpha
     bars: int = DEFAULT_BARS
+    method: str = "gradcam"
 
 
 @dataclass
@@ -286,6 +287,7 @@ class PanelWalk:
             layer=state.layer,
             target=state.target,
             counterfactual=state.counterfactual,
+            method=state.method,
         )
         return Expected(
             state,
@@ -345,7 +347,8 @@ class PanelWalk:
         )
 
     def run(self, first_timeout: float) -> list[Step]:
-        """Initial state, another class, counterfactual, another layer, a clicked bar."""
+        """Initial state, another class, counterfactual, another layer, a clicked bar, and another
+        method."""
         started = time.monotonic()
         drawn = wait_for(
             self.watch,
@@ -421,6 +424,18 @@ class PanelWalk:
         self.click_bar(pick)
         state = State(state.layer, target, counterfactual=True, channel=channels[pick])
         self.settle("channel", state, started, changed_images=1)
+
+        # Another method: Grad-CAM++ from the method list (same layer: the channel stays).
+        methods = dropdown(self.panel, "method")
+        labels = options(methods)
+        if "Grad-CAM++" not in labels:
+            raise BrowserError(f"{self.name}: the method list {labels} lacks Grad-CAM++")
+        started = time.monotonic()
+        methods.select_option(label="Grad-CAM++")
+        state = State(
+            state.layer, target, counterfactual=True, channel=channels[pick], method="gradcam++"
+        )
+        self.settle("method", state, started, changed_images=1)
         return self.steps
 
     def _check_controls(self, state: State) -> None:
