@@ -62,7 +62,8 @@ def main() -> None:
     torch.set_num_threads(2)
     torch.manual_seed(0)
     model = torchvision.models.resnet50(weights=None).eval()
-    explorer = Explorer(model)
+    # Backwards as deep as the layers visited so far, so both class-switch rows mean what they say.
+    explorer = Explorer(model, all_layer_gradients=False)
     engine, panel = explorer.engine, explorer.panel
     c = panel.controls
     rows: dict[str, list[tuple[float, int]]] = {}

@@ -71,7 +71,8 @@ def test_a_2d_map_would_be_sent_as_json(explorer: Explorer) -> None:
     import plotly.graph_objects as go
 
     fig = FigureWidget(go.Figure(go.Heatmap(z=np.zeros((224, 224), np.float32))))
-    sent = measure(lambda: setattr(fig.data[0], "z", np.random.rand(224, 224).astype(np.float32)))
+    (heat,) = fig.data
+    sent = measure(lambda: setattr(heat, "z", np.random.rand(224, 224).astype(np.float32)))
     assert sent.binary == 0 and sent.bytes > 500_000
     fig.close()
 
