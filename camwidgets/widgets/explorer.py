@@ -125,10 +125,11 @@ class Explorer:
         if isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[0] > 1:
             images = list(image.unbind(0))
         panel = self.panel
+        handle: Any = None
         if in_kernel():
             # On screen first, with its busy line, then the engine works (the first explanation
             # of a big model takes seconds).
-            panel.root.display_now()
+            handle = panel.root.display_now()
         elif not self._told:
             self._told = True
             print(NO_FRONT_END, file=sys.stderr)
@@ -137,6 +138,9 @@ class Explorer:
         except Exception as error:
             panel.error.value = _error_html(error)
             raise
+        if handle is not None:
+            # The output now also carries the static picture (converted notebooks, previews).
+            panel.root.refresh_static(handle)
         return panel.root
 
     @property

@@ -72,16 +72,27 @@ class Root(w.VBox):  # type: ignore[misc]
         # figure's data or the controls alive there.
         self.children = ()
 
-    def display_now(self) -> None:
-        """Display the panel in the current output and remember the cell it was shown in."""
+    def display_now(self) -> Any:
+        """Display the panel in the current output and remember the cell it was shown in.
+
+        Returns:
+            IPython's display handle (``update`` replaces the output), or None outside IPython.
+        """
         from IPython import get_ipython
         from IPython.display import display
 
         shell = get_ipython()
         if shell is None:
-            return  # not in IPython: nothing can show a widget
+            return None  # not in IPython: nothing can show a widget
         self._shown_in = getattr(shell, "execution_count", None)
-        display(self._repr_mimebundle_(), raw=True)  # type: ignore[no-untyped-call]
+        return display(self._repr_mimebundle_(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+
+    def refresh_static(self, handle: Any) -> None:
+        """Put the current static picture beside the widget in the output ``handle`` shows
+        (the first display came before anything was computed, so it had none)."""
+        update = getattr(handle, "update", None)
+        if callable(update):
+            update(self._repr_mimebundle_(), raw=True)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # Every way of displaying the panel comes here.

@@ -126,7 +126,7 @@ def test_show_displays_once_per_cell(
 
     shown: list[Any] = []
     monkeypatch.setattr(IPython, "get_ipython", lambda: Shell)
-    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False, **kw: shown.append(obj))
     ex = Explorer(make_engine())
     root = ex.show(images[0])
     model_id = root.model_id
@@ -229,7 +229,7 @@ def kernel(monkeypatch: Any) -> FakeKernel:
         kernel = fake
 
     monkeypatch.setattr(IPython, "get_ipython", lambda: Shell)
-    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: None)
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False, **kw: None)
     return fake
 
 

@@ -154,3 +154,37 @@ def test_the_figure_follows_the_width_the_front_end_reports(explorer: Explorer) 
     assert fig.layout.xaxis2.domain[1] > 0.8  # two maps per row: the second ends at the right
     fig.view_width = 1800
     assert fig.layout.xaxis2.domain[1] < 0.5
+
+
+def test_show_in_a_kernel_displays_first_then_adds_the_static_picture(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray], monkeypatch: Any
+) -> None:
+    import IPython
+    import IPython.display
+
+    class Handle:
+        def __init__(self) -> None:
+            self.updates: list[dict[str, Any]] = []
+
+        def update(self, obj: dict[str, Any], raw: bool = False) -> None:
+            self.updates.append(obj)
+
+    class Shell:
+        execution_count = 3
+        kernel = object()
+
+    handle = Handle()
+    shown: list[dict[str, Any]] = []
+
+    def display(obj: dict[str, Any], raw: bool = False, **kwargs: Any) -> Handle:
+        shown.append(obj)
+        return handle
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell)
+    monkeypatch.setattr(IPython.display, "display", display)
+    ex = Explorer(make_engine())
+    ex.show(images[0])
+    assert len(shown) == 1 and "image/png" not in shown[0]  # on screen before any result
+    assert len(handle.updates) == 1 and "image/png" in handle.updates[0]
+    view = handle.updates[0]["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == ex.panel.root.model_id
