@@ -188,3 +188,20 @@ def test_show_in_a_kernel_displays_first_then_adds_the_static_picture(
     assert len(handle.updates) == 1 and "image/png" in handle.updates[0]
     view = handle.updates[0]["application/vnd.jupyter.widget-view+json"]
     assert view["model_id"] == ex.panel.root.model_id
+
+
+def test_a_converted_notebook_shows_the_static_picture(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    """nbconvert drops a widget view whose state was not saved and falls back to the PNG."""
+    nbformat = pytest.importorskip("nbformat")
+    nbconvert = pytest.importorskip("nbconvert")
+    ex = Explorer(make_engine())
+    ex.show(images[0])
+    bundle = ex._repr_mimebundle_()
+    assert bundle is not None
+    cell = nbformat.v4.new_code_cell("ex.show(img)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(notebook)
+    assert f'src="data:image/png;base64,{bundle["image/png"][:40]}' in body
