@@ -127,9 +127,9 @@ class Explorer:
         panel = self.panel
         handle: Any = None
         if in_kernel():
-            # On screen first, with its busy line, then the engine works (the first explanation
-            # of a big model takes seconds).
-            handle = panel.root.display_now()
+            # A busy line at once (the first explanation of a big model takes seconds); the
+            # panel replaces it, with its static picture, once there is something to show.
+            handle = panel.root.placeholder("running the model and explaining its top class")
         elif not self._told:
             self._told = True
             print(NO_FRONT_END, file=sys.stderr)
@@ -138,9 +138,9 @@ class Explorer:
         except Exception as error:
             panel.error.value = _error_html(error)
             raise
-        if handle is not None:
-            # The output now also carries the static picture (converted notebooks, previews).
-            panel.root.refresh_static(handle)
+        finally:
+            if in_kernel():
+                panel.root.display_into(handle)
         return panel.root
 
     @property

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import html
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -72,27 +73,51 @@ class Root(w.VBox):  # type: ignore[misc]
         # figure's data or the controls alive there.
         self.children = ()
 
-    def display_now(self) -> Any:
-        """Display the panel in the current output and remember the cell it was shown in.
-
-        Returns:
-            IPython's display handle (``update`` replaces the output), or None outside IPython.
-        """
+    def display_now(self) -> None:
+        """Display the panel in the current output and remember the cell it was shown in."""
         from IPython import get_ipython
         from IPython.display import display
 
         shell = get_ipython()
         if shell is None:
-            return None  # not in IPython: nothing can show a widget
+            return  # not in IPython: nothing can show a widget
         self._shown_in = getattr(shell, "execution_count", None)
-        return display(self._repr_mimebundle_(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        display(self._repr_mimebundle_(), raw=True)  # type: ignore[no-untyped-call]
 
-    def refresh_static(self, handle: Any) -> None:
-        """Put the current static picture beside the widget in the output ``handle`` shows
-        (the first display came before anything was computed, so it had none)."""
+    def placeholder(self, what: str) -> Any:
+        """Show a busy line where the panel will appear; ``display_into`` replaces it.
+
+        The panel itself is displayed once, after its first explanation: a widget view that
+        appears and is then replaced would be drawn twice, and the output would carry the
+        static picture only if displayed after something was computed.
+
+        Returns:
+            IPython's display handle, or None outside IPython.
+        """
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is None:
+            return None
+        busy = {
+            "text/html": (
+                '<div style="color:#555;font-size:13px;padding:6px 0">'
+                f'<i class="fa fa-spinner fa-spin"></i> camwidgets: {html.escape(what)}…</div>'
+            ),
+            "text/plain": f"camwidgets: {what}…",
+        }
+        return display(busy, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+
+    def display_into(self, handle: Any) -> None:
+        """Display the panel in place of ``placeholder``'s output (or afresh without one)."""
         update = getattr(handle, "update", None)
-        if callable(update):
-            update(self._repr_mimebundle_(), raw=True)
+        if not callable(update):
+            self.display_now()
+            return
+        from IPython import get_ipython
+
+        self._shown_in = getattr(get_ipython(), "execution_count", None)
+        update(self._repr_mimebundle_(), raw=True)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # Every way of displaying the panel comes here.

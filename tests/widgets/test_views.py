@@ -156,7 +156,7 @@ def test_the_figure_follows_the_width_the_front_end_reports(explorer: Explorer) 
     assert fig.layout.xaxis2.domain[1] < 0.5
 
 
-def test_show_in_a_kernel_displays_first_then_adds_the_static_picture(
+def test_show_in_a_kernel_shows_a_busy_line_then_the_panel_with_its_picture(
     make_engine: Callable[..., GradCAM], images: list[np.ndarray], monkeypatch: Any
 ) -> None:
     import IPython
@@ -184,8 +184,9 @@ def test_show_in_a_kernel_displays_first_then_adds_the_static_picture(
     monkeypatch.setattr(IPython.display, "display", display)
     ex = Explorer(make_engine())
     ex.show(images[0])
-    assert len(shown) == 1 and "image/png" not in shown[0]  # on screen before any result
-    assert len(handle.updates) == 1 and "image/png" in handle.updates[0]
+    assert len(shown) == 1 and "running the model" in shown[0]["text/plain"]  # at once
+    assert "fa-spin" in shown[0]["text/html"]
+    assert len(handle.updates) == 1 and "image/png" in handle.updates[0]  # then the panel
     view = handle.updates[0]["application/vnd.jupyter.widget-view+json"]
     assert view["model_id"] == ex.panel.root.model_id
 
