@@ -154,6 +154,9 @@ class Panel:
             raise ValueError("got an empty list of images")
         self._images = [_Image(self.engine.prepare(x), _label(x, i)) for i, x in enumerate(images)]
         self.result = None
+        # Both are keyed by image index: they belong to the images shown before.
+        self._ranges.clear()
+        self._measured.clear()
         picker = self.controls.image
         with self._quiet():
             picker.options = [(item.label, i) for i, item in enumerate(self._images)]

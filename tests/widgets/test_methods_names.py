@@ -147,3 +147,22 @@ def test_channel_names_in_hover_titles_and_words(
         ex.names = {"layer4": table}
     ex.names = None
     assert panel.controls.names.layout.display == "none"
+
+
+def test_new_images_do_not_inherit_measurements_or_ranges(
+    explorer: Explorer, make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    panel = explorer.panel
+    panel.measure()  # the readout the panel shows for a view
+    panel.controls.scale.value = "shared"
+    explorer.show(images[1])  # image index 0 again, but another picture
+    panel.controls.target.value = explorer.engine.predict(images[0], k=1)[0].index  # type: ignore[union-attr]
+    assert panel.faithfulness.value == ""
+    reference = make_engine()
+    listed = [value for _, value in panel.controls.target.options]
+    heat = max(
+        float(reference.explain(images[1], target=t, counterfactual=cf).heatmap.max())
+        for t in listed
+        for cf in (False, True)
+    )
+    assert panel.figure.data[R.HEATMAP].zmax == pytest.approx(heat, rel=1e-5)
