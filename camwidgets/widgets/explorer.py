@@ -16,7 +16,8 @@ from ..engine import CamResult, GradCAM
 from ..engine.inputs import Transform
 from ..figures import PanelView, panel_figure
 from ..figures.panel import DEFAULT_WIDTH
-from .panel import Panel, _error_html
+from . import state as st
+from .panel import Panel, _error_html, _has_counterfactual
 from .root import Root, in_kernel
 
 NO_FRONT_END = (
@@ -92,6 +93,43 @@ class Explorer:
                 self.engine, all_layer_gradients=self.all_layer_gradients, names=self._names
             )
         return self._panel
+
+    @property
+    def layer(self) -> str:
+        """The layer explained; settable (any of ``engine.layers``)."""
+        return self.panel.state.layer
+
+    @layer.setter
+    def layer(self, layer: str) -> None:
+        if layer not in self.engine.layers:
+            raise ValueError(
+                f"unknown layer {layer!r}; the engine has {', '.join(self.engine.layers)}"
+            )
+        panel = self.panel
+        panel.change(lambda s: st.pick_layer(s, layer, panel._methods(layer)), strict=True)
+
+    @property
+    def method(self) -> str:
+        """The explanation method; settable (any of ``engine.methods(explorer.layer)``)."""
+        return self.panel.state.method
+
+    @method.setter
+    def method(self, method: str) -> None:
+        panel = self.panel
+        panel.change(lambda s: panel._pick_method(s, method), strict=True)
+
+    @property
+    def counterfactual(self) -> bool:
+        """Whether the counterfactual is shown; settable."""
+        return self.panel.state.counterfactual
+
+    @counterfactual.setter
+    def counterfactual(self, on: bool) -> None:
+        if not isinstance(on, bool):
+            raise TypeError(f"counterfactual must be a bool, got {type(on).__name__}")
+        self.panel.change(
+            lambda s: st.set_counterfactual(s, on, _has_counterfactual(s.method)), strict=True
+        )
 
     @property
     def names(self) -> Any:

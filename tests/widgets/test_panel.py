@@ -285,3 +285,28 @@ def test_target_is_settable_from_code_by_index_or_name(
     assert ex.target == rare[1]  # a bad class from code raises and changes nothing
     ex.target = np.int64(top[0])
     assert ex.target == top[0] and ex.panel.error.value == ""
+
+
+def test_layer_method_and_counterfactual_settable_from_code(
+    explorer: Explorer, make_engine: Callable[..., GradCAM], images: list[np.ndarray], shows: Any
+) -> None:
+    explorer.layer = "layer3"
+    explorer.method = "gradcam++"
+    explorer.counterfactual = True
+    c = explorer.panel.controls
+    assert (c.layer.value, c.method.value, c.counterfactual.value) == ("layer3", "gradcam++", True)
+    expected = make_engine().explain(
+        images[0], layer="layer3", method="gradcam++", counterfactual=True
+    )
+    shows(explorer.panel.figure, expected, None, 20)
+    with pytest.raises(ValueError, match="unknown layer 'fc'"):
+        explorer.layer = "fc"
+    with pytest.raises(ValueError, match="not available at layer 'layer3'"):
+        explorer.method = "cam"
+    with pytest.raises(TypeError, match="must be a bool"):
+        explorer.counterfactual = 1  # type: ignore[assignment]
+    explorer.method = "eigencam"
+    assert not explorer.counterfactual
+    with pytest.raises(ValueError, match="no counterfactual"):
+        explorer.counterfactual = True
+    assert explorer.layer == "layer3" and explorer.method == "eigencam"
