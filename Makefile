@@ -3,16 +3,33 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8866
+UV_VERSION ?= 0.13.9
 
-.PHONY: install demo test test-fast lint typecheck browser-deps bench clean
+.PHONY: install lock demo test test-fast lint typecheck browser-deps bench clean
 
-$(VENV)/.installed: pyproject.toml
+# A fresh install: pip brings only uv into the new venv, then uv installs the versions pinned in
+# requirements.lock, in parallel (measured in the README: about 3x faster than pip resolving from
+# scratch), then the project itself; anything pyproject.toml gained since the lock was written
+# is still resolved and installed there. uv gets the same package sources as pip (.ci/uv_pip.py
+# reads pip's configuration). Without uv on the registry, pip installs the same lock.
+EXTRAS := .[test,bench,demo]
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,bench,demo]"
+	@if $(PY) -m pip install -q "uv==$(UV_VERSION)"; then \
+		$(PYTHON) .ci/uv_pip.py $(VENV)/bin/uv install -q --python $(PY) -r requirements.lock && \
+		$(PYTHON) .ci/uv_pip.py $(VENV)/bin/uv install -q --python $(PY) -e "$(EXTRAS)" ; \
+	else \
+		echo "uv unavailable: installing the lock with pip (slower)"; \
+		$(PY) -m pip install -q -r requirements.lock && $(PY) -m pip install -q -e "$(EXTRAS)" ; \
+	fi
 	touch $@
 
 install: $(VENV)/.installed
+
+# Re-pin requirements.lock after changing the dependencies in pyproject.toml (needs `make install`).
+lock: install
+	$(PYTHON) .ci/uv_pip.py $(VENV)/bin/uv compile -q --universal --python-version 3.10 \
+		--extra test --extra bench --extra demo --no-header -o requirements.lock pyproject.toml
 
 # Serve the explorer on the bundled shapes model in Voila (http://127.0.0.1:$(PORT)).
 demo: install

@@ -15,7 +15,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import naming, zoo
+    from . import audit, metrics, naming, zoo
+    from .audit.results import Audit
     from .engine import CamResult, GradCAM, Prediction
     from .naming import ChannelNames, describe, dissect
     from .widgets.explorer import Explorer
@@ -30,19 +31,25 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Explorer": (".widgets.explorer", "Explorer"),
     "zoo": (".zoo", None),
     "naming": (".naming", None),
+    "metrics": (".metrics", None),
+    "audit": (".audit", None),
+    "Audit": (".audit.results", "Audit"),
     "dissect": (".naming", "dissect"),
     "describe": (".naming", "describe"),
     "ChannelNames": (".naming", "ChannelNames"),
 }
 
 __all__ = [
+    "Audit",
     "CamResult",
     "ChannelNames",
     "Explorer",
     "GradCAM",
     "Prediction",
+    "audit",
     "describe",
     "dissect",
+    "metrics",
     "naming",
     "zoo",
 ]

@@ -179,7 +179,9 @@ def demo() -> Iterator[Voila]:
         pytest.fail(f"the demo notebook {demo_notebook} does not exist")
     base = Path(tempfile.mkdtemp(prefix="camwidgets-voila-"))
     port = free_port()
+    # No token: the page is opened at the bare URL (test_demo.py checks the token itself).
     command = [sys.executable, "-m", "camwidgets.cli", "demo", "--port", str(port)]
+    command += ["--no-browser", "--no-token"]
     server = start_voila(command, port, "voila-demo", base)
     try:
         yield Voila(server)

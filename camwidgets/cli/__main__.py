@@ -1,0 +1,5 @@
+"""``python -m camwidgets.cli`` runs the ``camwidgets`` command."""
+
+from camwidgets.cli import main
+
+raise SystemExit(main())
