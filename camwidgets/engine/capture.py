@@ -59,6 +59,17 @@ class Record:
         tensors = [a for a in self.args if isinstance(a, torch.Tensor)]
         return all(t._version == v for t, v in zip(tensors, self.arg_versions, strict=True))
 
+    def release_inputs(self) -> None:
+        """After the forward: drop the inputs unless the output was overwritten.
+
+        The inputs are kept only to recompute an overwritten output; holding them otherwise
+        would keep every recorded layer's input alive with the cache entry (a forward without
+        a graph would then cost as much memory as one with it).
+        """
+        if not self.overwritten:
+            self._value = self.output.detach()
+            self.args, self.kwargs, self.arg_versions = (), {}, ()
+
     def value(self, model: nn.Module) -> torch.Tensor:
         """The output as the module produced it (detached), recomputing it if overwritten."""
         if self._value is None:

@@ -15,6 +15,7 @@ from PIL import Image
 from torch import nn
 from torch.autograd.graph import GradientEdge
 
+from .analytic import PooledHead, find_linear, prove
 from .cache import ByteLRU, ModelStamp
 from .capture import Record, evaluating, recording, unrecoverable
 from .checks import (
@@ -40,12 +41,15 @@ Target = int | str | None | Sequence[int | str]
 
 @dataclass(eq=False)
 class _ClassGradients:
-    """The gradients of one class set: alpha for every layer from ``depth`` on, and the full
+    """The gradients of one class set: alpha for every layer a backward reached, and the full
     gradient tensors of the layers that a gradient-reading method asked for so far."""
 
-    depth: int
-    alphas: dict[str, torch.Tensor]
+    alphas: dict[str, torch.Tensor] = field(default_factory=dict)
     full: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def has(self, layer: str, full: bool) -> bool:
+        """Whether alpha (and, if ``full``, the full gradient) at ``layer`` is known."""
+        return layer in self.alphas and (not full or layer in self.full)
 
     def nbytes(self) -> int:
         """Bytes held by the alphas and the full gradients."""
@@ -69,14 +73,18 @@ class _ImageEntry:
     outputs: dict[tuple[str, tuple[int, ...], float, str], MethodOutput] = field(
         default_factory=dict
     )
+    # Whether ``scores`` carries the autograd graph down to the recorded layers. A forward whose
+    # recorded layers all sit on a proven pooled linear head needs none (alpha is analytic).
+    graph: bool = True
 
     def nbytes(self) -> int:
-        """Estimated bytes held: activations, about as much again in the retained graph, grads."""
+        """Estimated bytes held: activations, about as much again in a retained graph, grads."""
         kept = [*self.guided.values()]
         for out in self.outputs.values():
             kept += [t for t in (out.weights, out.coarse, out.pixels) if t is not None]
         extra = sum(t.numel() * t.element_size() for t in kept)
-        return 2 * self.activation_bytes + sum(g.nbytes() for g in self.gradients.values()) + extra
+        held = (2 if self.graph else 1) * self.activation_bytes
+        return held + sum(g.nbytes() for g in self.gradients.values()) + extra
 
 
 class GradCAM:
@@ -148,9 +156,9 @@ class GradCAM:
             raise TypeError("transform must turn a PIL image into a (C, H, W) torch.Tensor")
         self.channels = int(example.shape[0])
         generator = torch.Generator().manual_seed(0)  # never touch the user's global RNG
-        noise = torch.randn((1, *example.shape), generator=generator)
+        noise = torch.randn((2, *example.shape), generator=generator)
         with self._lock:
-            example_input = noise.to(self.device, self.dtype)
+            example_input = noise[:1].to(self.device, self.dtype)
             found = discover(model, example_input, _checked(score_fn), overrides)
         self._found: Discovery = found
         shapes = dict(found.candidates)
@@ -189,6 +197,18 @@ class GradCAM:
         self._depth = len(names)  # index of the deepest layer gradients were asked for so far
         self._forwards = 0
         self._backwards = 0
+        # What a cached forward records: the layers watched (the panel's list) and those
+        # explained so far. The rest of the model runs unhooked.
+        self._watched: set[str] = set()
+        self._asked: set[str] = set()
+        # Several class sets in one vectorised backward (is_grads_batched) where that is faster:
+        # on CUDA (ResNet-50, five classes: 1.55x). On the CPU convolution backward has no vmap
+        # rule, so the batched call would run a slower loop; there it is one backward per class.
+        self._batched_backward = self.device.type == "cuda"
+        # Layers whose alpha is W_c / (h w) exactly: proven once, here, never assumed.
+        self._proof_size = (int(example.shape[-2]), int(example.shape[-1]))
+        with self._lock:
+            self._pooled = self._prove_head(noise.to(self.device, self.dtype))
 
     @property
     def has_cam(self) -> bool:
@@ -202,6 +222,37 @@ class GradCAM:
         return [n for n in self.layers if cam is not None and n in cam.layers]
 
     @property
+    def analytic_layers(self) -> list[str]:
+        """Layers where alpha = W_c / (h w) is proven (GAP + linear head): no backward needed.
+
+        Proven at construction from the autograd graph (only linear operations between the
+        layer and the scores) and checked against ``torch.autograd.grad``; see ``analytic.py``.
+        """
+        head = self._pooled
+        return [n for n in self.layers if head is not None and n in head.grids]
+
+    @property
+    def watched(self) -> list[str]:
+        """The layers every new forward records besides those explained so far, forward order."""
+        return [n for n in self.layers if n in self._watched]
+
+    @serialized
+    def watch(self, layers: Sequence[str | nn.Module]) -> None:
+        """Record these layers in every later forward, so switching among them costs no pass.
+
+        A forward records only the layers that can be asked: the watched ones, those explained
+        so far and the layer of the call; asking a layer a cached image did not record runs its
+        forward again. The first backward of each class reaches the deepest watched layer, so
+        one backward per class serves them all. ``watch([])`` stops watching.
+        """
+        if isinstance(layers, (str, nn.Module)):
+            layers = [layers]
+        names = {self._layer(layer) for layer in layers}
+        self._watched = names
+        if names:
+            self._depth = min(self._depth, min(self.layers.index(n) for n in names))
+
+    @property
     def gradient_depth(self) -> str | None:
         """The deepest layer each new (image, class) backward reaches (None before the first).
 
@@ -213,7 +264,10 @@ class GradCAM:
 
     @gradient_depth.setter
     def gradient_depth(self, layer: str | nn.Module) -> None:
-        self._depth = min(self._depth, self.layers.index(self._layer(layer)))
+        index = self.layers.index(self._layer(layer))
+        self._depth = min(self._depth, index)
+        # Every layer from there on must be recorded for those switches to be free.
+        self._watched |= set(self.layers[self._depth :])
 
     def prepare(self, image: ImageLike | Sequence[ImageLike] | Prepared) -> Prepared:
         """Preprocess an image (or a list, or an NCHW tensor) into a model-ready batch."""
@@ -264,7 +318,12 @@ class GradCAM:
         prepared = self.prepare(image)
         wanted = self._wanted(target, prepared.tensor.shape[0])
         passes = self._forwards + self._backwards
-        entry = self._entry(prepared) if cache else self._forward(prepared.tensor, [name])
+        graph = self._needs_graph(chosen, name, prepared.size)
+        if cache:
+            self._asked.add(name)
+            entry = self._entry(prepared, name, graph)
+        else:
+            entry = self._forward(prepared.tensor, [name], gradients=graph)
         classes = self._targets(wanted, entry.scores)
         sign = -1.0 if counterfactual else 1.0
         inputs = self._method_inputs(chosen, entry, prepared, classes, name, sign, cache)
@@ -295,6 +354,80 @@ class GradCAM:
             cached=passes == self._forwards + self._backwards,
             guided=None if pixels is None else pixels.float() * heatmap.unsqueeze(1),
         )
+
+    @serialized
+    def explain_classes(
+        self,
+        image: ImageLike | Sequence[ImageLike] | Prepared,
+        targets: Sequence[Target],
+        layer: str | nn.Module | None = None,
+        counterfactual: bool = False,
+        method: str | Method = "gradcam",
+    ) -> list[CamResult]:
+        """Explain several targets of one image (or batch) at once: ``explain`` per target.
+
+        The gradients of all targets not cached yet come from as few backwards as the device
+        makes fastest: one vectorised backward (``is_grads_batched``) on CUDA, one per target on
+        the CPU (no vmap rule for convolution backward there); the numbers are the same either
+        way. With the layers watched (``watch``), every later layer switch, counterfactual
+        toggle or class among these is a cache hit, e.g. the panel's top-k.
+
+        Args:
+            image: as for ``explain``.
+            targets: one ``explain`` target per map (an index, a name, None, or a list per
+                image for a batch).
+            layer, counterfactual, method: as for ``explain``.
+
+        Returns:
+            One CamResult per target, in order; ``cached`` is False on each when this call ran a
+            model pass.
+
+        Example:
+            >>> import torch, torchvision
+            >>> from camwidgets import GradCAM
+            >>> engine = GradCAM(torchvision.models.resnet18(num_classes=4).eval())
+            >>> engine.watch(["layer3", "layer4"])
+            >>> maps = engine.explain_classes(torch.randn(1, 3, 64, 64), [0, 1, 3], "layer3")
+            >>> [r.target for r in maps], engine.explain(
+            ...     torch.randn(1, 3, 64, 64) * 0, "layer4", 1).cached
+            ([0, 1, 3], False)
+        """
+        if isinstance(targets, (str, int)) or not isinstance(targets, Sequence):
+            raise TypeError(
+                f"targets must be a list of explain targets, got {type(targets).__name__}"
+            )
+        chosen = get_method(method)
+        counterfactual = as_bool(counterfactual, "counterfactual")
+        name = self._layer(layer)
+        self._follow_model()
+        prepared = self.prepare(image)
+        count = prepared.tensor.shape[0]
+        wanted = [self._wanted(t, count) for t in targets]  # checked before any pass
+        passes = self._forwards + self._backwards
+        gradient_reading = chosen.needs_alpha or chosen.needs_gradients
+        if wanted and gradient_reading and chosen.unavailable(self, name) is None:
+            graph = self._needs_graph(chosen, name, prepared.size)
+            self._asked.add(name)
+            entry = self._entry(prepared, name, graph)
+            sets = [self._targets(w, entry.scores) for w in wanted]
+            if graph:
+                full = chosen.needs_gradients
+                if full:
+                    self._full_layers.add(name)
+                missing = [
+                    c
+                    for c in dict.fromkeys(sets)
+                    if c not in entry.gradients or not entry.gradients[c].has(name, full)
+                ]
+                if missing:
+                    self._backward(entry, missing, name, full, cache=True)
+        results = [
+            self.explain(prepared, name, t, counterfactual=counterfactual, method=chosen)
+            for t in targets
+        ]
+        if passes != self._forwards + self._backwards:
+            results = [dataclasses.replace(r, cached=False) for r in results]
+        return results
 
     @serialized
     def guided_backprop(
@@ -409,13 +542,52 @@ class GradCAM:
             self._found.internal,
         )
 
-    def _entry(self, prepared: Prepared) -> _ImageEntry:
-        """The cached forward of this batch's content, running it if new."""
+    def _needs_graph(self, method: Method, layer: str, size: tuple[int, int]) -> bool:
+        """Whether explaining ``layer`` with ``method`` needs the autograd graph at all."""
+        if not (method.needs_alpha or method.needs_gradients):
+            return False
+        return not self._analytic(layer, size)
+
+    def _analytic(self, layer: str, size: tuple[int, int]) -> bool:
+        """Whether alpha at ``layer`` is proven analytic for inputs of this (H, W) size."""
+        head = self._pooled
+        if head is None or layer not in head.grids:
+            return False
+        # A proof pinned to a grid holds for the input size it was made at.
+        return head.grids[layer] is None or size == self._proof_size
+
+    def _recorded(self, layer: str | None) -> list[str]:
+        """The layers a cached forward records: watched, explained so far, and ``layer``."""
+        wanted = self._watched | self._asked | {layer or self.default_layer}
+        return [n for n in self.layers if n in wanted]
+
+    def _entry(
+        self, prepared: Prepared, layer: str | None = None, graph: bool = False
+    ) -> _ImageEntry:
+        """The cached forward of this batch's content; run again if new, if it did not record
+        ``layer``, or if it kept no graph and ``graph`` is needed."""
         entry = self._cache.get(prepared.fingerprint)
-        if entry is None:
-            entry = self._forward(prepared.tensor)
-            self._cache.put(prepared.fingerprint, entry)
-        return entry
+        if (
+            entry is not None
+            and (layer is None or layer in entry.records)
+            and (entry.graph or not graph)
+        ):
+            return entry
+        wanted = set(self._recorded(layer))
+        if entry is not None:
+            wanted |= set(entry.records)
+        names = [n for n in self.layers if n in wanted]
+        # Keep a graph when any recorded layer may need a backward later.
+        graph = graph or any(not self._analytic(n, prepared.size) for n in names)
+        fresh = self._forward(prepared.tensor, names, gradients=graph)
+        if entry is not None:  # same image, same model: what it computed is still exact
+            fresh.gradients, fresh.guided, fresh.outputs = (
+                entry.gradients,
+                entry.guided,
+                entry.outputs,
+            )
+        self._cache.put(prepared.fingerprint, fresh)
+        return fresh
 
     def _forward(
         self, batch: torch.Tensor, layers: Sequence[str] | None = None, gradients: bool = True
@@ -441,6 +613,8 @@ class GradCAM:
             # Dynamic models only: a layer's output and inputs were both overwritten in a way the
             # example forward did not show; copy them from now on and run again.
             self._clone |= missing
+        for record in records.values():
+            record.release_inputs()
         if scores.shape != (batch.shape[0], self.num_classes):
             raise ValueError(
                 f"model scores have shape {tuple(scores.shape)}, expected "
@@ -455,7 +629,9 @@ class GradCAM:
                 seen.add(storage.data_ptr())
                 nbytes += storage.nbytes()
         size = (int(batch.shape[-2]), int(batch.shape[-1]))
-        return _ImageEntry(scores=scores, records=records, activation_bytes=nbytes, size=size)
+        return _ImageEntry(
+            scores=scores, records=records, activation_bytes=nbytes, size=size, graph=gradients
+        )
 
     def _method_inputs(
         self,
@@ -472,12 +648,32 @@ class GradCAM:
         activations = layout.to_nchw(entry.records[name].value(self.model), entry.size).float()
         alpha = gradients = head = None
         if method.needs_gradients or method.needs_alpha:
-            if method.needs_gradients:
-                self._full_layers.add(name)
-            grads = self._gradients(entry, classes, name, method.needs_gradients, cache)
-            alpha = sign * grads.alphas[name].to(self.device, torch.float32)
-            if method.needs_gradients:
-                gradients = sign * grads.full[name].to(self.device, torch.float32)
+            grid = (int(activations.shape[-2]), int(activations.shape[-1]))
+            pooled = self._pooled
+            exact = pooled.alpha(name, classes, grid) if pooled is not None else None
+            if exact is not None:
+                # dY_c/dA^k_ij = W_ck / (h w) at every pixel: proven, so no backward.
+                alpha = sign * exact.to(self.device)
+                if method.needs_gradients:
+                    gradients = alpha[:, :, None, None].expand(-1, -1, *grid).contiguous()
+                if cache and self._watched and entry.graph and classes not in entry.gradients:
+                    # Watched layers promise free switches: pay this class's one backward for
+                    # them now, as for any other first map of a class (no-op if all are exact).
+                    self._backward(entry, [classes], name, False, cache)
+            else:
+                if method.needs_gradients:
+                    self._full_layers.add(name)
+                if not entry.graph:
+                    # Only if the model's grid differs from the one the head was proven at.
+                    entry = (
+                        self._entry(prepared, name, graph=True)
+                        if cache
+                        else self._forward(prepared.tensor, [name])
+                    )
+                grads = self._gradients(entry, classes, name, method.needs_gradients, cache)
+                alpha = sign * grads.alphas[name].to(self.device, torch.float32)
+                if method.needs_gradients:
+                    gradients = sign * grads.full[name].to(self.device, torch.float32)
         if method.needs_head:
             assert self._found.cam is not None
             head = sign * self._found.cam.weight[list(classes)].to(self.device, torch.float32)
@@ -517,48 +713,155 @@ class GradCAM:
         self, entry: _ImageEntry, classes: tuple[int, ...], name: str, full: bool, cache: bool
     ) -> _ClassGradients:
         """Alpha (and, if ``full``, the gradient) at ``name`` for these classes: cached, or one
-        backward that serves every layer from the deepest asked for so far onward."""
-        index = self.layers.index(name)
+        backward that serves every recorded layer from the deepest asked for so far onward."""
         known = entry.gradients.get(classes)
-        if known is not None and known.depth <= index and (not full or name in known.full):
+        if known is not None and known.has(name, full):
             return known
+        return self._backward(entry, [classes], name, full, cache)[0]
+
+    def _backward(
+        self,
+        entry: _ImageEntry,
+        class_sets: Sequence[tuple[int, ...]],
+        name: str,
+        full: bool,
+        cache: bool,
+    ) -> list[_ClassGradients]:
+        """The gradients of several class sets: one vectorised backward where that is faster
+        (``_batched_backward``), else one per class set. Without the cache, ``name`` only."""
+        index = self.layers.index(name)
         if cache:
-            # Go as deep as any layer asked for before, so one backward per class serves them all.
+            # Go as deep as any layer asked for before, so one backward per class serves them all;
+            # layers with a proven analytic alpha need no gradient.
             self._depth = depth = min(index, self._depth)
-            names = [n for n in self.layers[depth:] if n in entry.records]
+            names = [
+                n for n in self.layers[depth:] if n in entry.records and not self._exact(n, entry)
+            ]
             keep = {n for n in names if n in self._full_layers}
         else:
-            depth, names, keep = index, [name], {name} if full else set()
+            names, keep = [name], {name} if full else set()
         edges: dict[tuple[int, int], GradientEdge] = {}
         for layer in names:
             edge = entry.records[layer].edge
             if edge is not None:
                 edges.setdefault((id(edge.node), edge.output_nr), edge)
-        with torch.inference_mode(False), torch.enable_grad():
+        if not edges:  # every recorded layer is analytic or ungraphed: nothing to differentiate
+            per_set: list[tuple[torch.Tensor | None, ...]] = [() for _ in class_sets]
+        else:
+            with torch.inference_mode(False), torch.enable_grad():
+                per_set = self._autograd(entry.scores, class_sets, list(edges.values()), cache)
+        results = []
+        for classes, grads in zip(class_sets, per_set, strict=True):
+            by_edge = dict(zip(edges, grads, strict=True))
+            known = entry.gradients.get(classes) if cache else None
+            result = known if known is not None else _ClassGradients()
+            for layer in names:
+                edge = entry.records[layer].edge
+                grad = by_edge.get((id(edge.node), edge.output_nr)) if edge is not None else None
+                if grad is None:  # the score does not depend on this layer
+                    shape = (
+                        self._layouts[layer].to_nchw(entry.records[layer].output, entry.size).shape
+                    )
+                    grad_nchw = torch.zeros(shape, device=self.device)
+                else:
+                    grad_nchw = self._layouts[layer].to_nchw(grad, entry.size).float()
+                result.alphas[layer] = grad_nchw.mean(dim=(-2, -1))
+                if layer in keep:
+                    result.full[layer] = grad_nchw
+            if cache:
+                entry.gradients[classes] = result
+            results.append(result)
+        if cache:
+            self._cache.shrink()
+        return results
+
+    def _exact(self, layer: str, entry: _ImageEntry) -> bool:
+        """Whether alpha at ``layer`` of this entry is analytic (so no gradient is asked)."""
+        if self._pooled is None:
+            return False
+        output = entry.records[layer].output
+        return output.dim() == 4 and self._pooled.covers(
+            layer, (int(output.shape[-2]), int(output.shape[-1]))
+        )
+
+    def _autograd(
+        self,
+        scores: torch.Tensor,
+        class_sets: Sequence[tuple[int, ...]],
+        edges: list[GradientEdge],
+        retain: bool,
+    ) -> list[tuple[torch.Tensor | None, ...]]:
+        """d(sum_i Y[i, c_i]) / d(edges) for each class set c; counts the backwards run."""
+        if len(class_sets) > 1 and self._batched_backward:
+            # One-hot rows of dY: the vectorised backward computes the same products as the
+            # per-class loop, all at once.
+            grad_outputs = torch.zeros(
+                (len(class_sets), *scores.shape), dtype=scores.dtype, device=scores.device
+            )
+            rows = torch.arange(scores.shape[0], device=scores.device)
+            for b, classes in enumerate(class_sets):
+                grad_outputs[b, rows, torch.tensor(classes, device=scores.device)] = 1
+            try:
+                stacked = torch.autograd.grad(
+                    scores,
+                    edges,
+                    grad_outputs=grad_outputs,
+                    retain_graph=True,
+                    allow_unused=True,
+                    is_grads_batched=True,
+                )
+            except RuntimeError:
+                # An op without a batching rule and no fallback: loop, and stop trying.
+                self._batched_backward = False
+            else:
+                self._backwards += 1
+                return [
+                    tuple(None if g is None else g[b] for g in stacked)
+                    for b in range(len(class_sets))
+                ]
+        out: list[tuple[torch.Tensor | None, ...]] = []
+        for i, classes in enumerate(class_sets):
             grads = torch.autograd.grad(
-                ClassScore(classes)(entry.scores),
-                list(edges.values()),
-                retain_graph=cache,
+                ClassScore(classes)(scores),
+                edges,
+                retain_graph=retain or i < len(class_sets) - 1,
                 allow_unused=True,
             )
-        self._backwards += 1
-        by_edge = dict(zip(edges, grads, strict=True))
-        result = _ClassGradients(depth, {})
-        for layer in names:
-            edge = entry.records[layer].edge
-            grad = by_edge.get((id(edge.node), edge.output_nr)) if edge is not None else None
-            if grad is None:  # the score does not depend on this layer
-                shape = self._layouts[layer].to_nchw(entry.records[layer].output, entry.size).shape
-                grad_nchw = torch.zeros(shape, device=self.device)
-            else:
-                grad_nchw = self._layouts[layer].to_nchw(grad, entry.size).float()
-            result.alphas[layer] = grad_nchw.mean(dim=(-2, -1))
-            if layer in keep:
-                result.full[layer] = grad_nchw
-        if cache:
-            entry.gradients[classes] = result
-            self._cache.shrink()
-        return result
+            self._backwards += 1
+            out.append(tuple(grads))
+        return out
+
+    def _prove_head(self, example: torch.Tensor) -> PooledHead | None:
+        """Which layers feed the scores through global average pooling + the linear head only.
+
+        One forward of two example images recording the candidate pooled layers; ``prove``
+        walks the graph and checks its Jacobian against ``torch.autograd.grad``.
+        """
+        cam = self._found.cam
+        if cam is None:
+            return None
+        linear = find_linear(self.model, cam.weight)
+        # Channels-first maps only: the proof and alpha read the grid as the last two axes.
+        layers = frozenset(n for n in cam.layers if n in self._layouts)
+        layers = frozenset(n for n in layers if self._layouts[n].kind == "nchw")
+        if linear is None or not layers:
+            return None
+        modules = dict(self.model.named_modules())
+        with (
+            evaluating(self.model),
+            torch.inference_mode(False),
+            torch.enable_grad(),
+            recording({n: modules[n] for n in layers}, clone=self._clone) as records,
+        ):
+            try:
+                output = self.model(example.clone().requires_grad_(True))
+                raw = self.score_fn(output) if self.score_fn is not None else output
+                scores = check_scores(raw, int(example.shape[0]), self.score_fn)
+            except (RuntimeError, ValueError, TypeError):
+                # A model that cannot take two images at once gets no proof, only autograd.
+                return None
+            grids = prove(records, layers, scores, linear)
+        return PooledHead(linear, grids) if grids else None
 
     def _wanted(self, target: Target, count: int) -> tuple[int | None, ...]:
         """Check targets before any pass: one index (None = top-1) per image of the batch."""
@@ -572,7 +875,11 @@ class GradCAM:
 
     def _targets(self, wanted: tuple[int | None, ...], scores: torch.Tensor) -> tuple[int, ...]:
         """The checked targets with each None replaced by that image's top-1 class."""
-        return tuple(int(scores[i].argmax()) if c is None else c for i, c in enumerate(wanted))
+        if all(c is not None for c in wanted):
+            return tuple(c for c in wanted if c is not None)
+        # One argmax for the batch: one device sync, not one per image.
+        top = scores.argmax(dim=1).tolist()
+        return tuple(int(top[i]) if c is None else c for i, c in enumerate(wanted))
 
     def _class_index(self, target: object) -> int | None:
         """Validate one target: an int-like index, a class name, or None for the top-1."""
@@ -603,6 +910,12 @@ class GradCAM:
         if self._cache.validate():
             return
         self.device, self.dtype = resolve_placement(self.model, self._device_argument)
+        pooled = self._pooled
+        if pooled is not None and (
+            self._head is None
+            or dict(self.model.named_modules()).get(self._head) is not pooled.linear
+        ):
+            self._pooled = None  # the head module was replaced: the proof was about the old one
         cam = self._found.cam
         if cam is not None and self._head is not None:
             linear = dict(self.model.named_modules()).get(self._head)
@@ -623,6 +936,7 @@ class GradCAM:
         guided: torch.Tensor | None = None,
     ) -> CamResult:
         """Assemble a CamResult on the CPU, squeezing the batch axis for a single image."""
+        scores = scores.cpu()  # once: reading scores per image on a GPU would sync per element
         probabilities = scores.softmax(dim=1)
         rows = range(len(classes))
         score = tuple(float(scores[i, c]) for i, c in zip(rows, classes, strict=True))

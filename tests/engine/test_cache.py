@@ -45,8 +45,9 @@ def test_forty_map_session_is_one_forward_and_five_backwards() -> None:
     engine = GradCAM(model, transform=small_transform())
     model.forwards, CountBackward.calls = 0, 0
     image = torch.randn(3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
-    top5 = [p.index for p in engine.predict(image, k=5)]  # type: ignore[union-attr]
     layers = ["net.layer1", "net.layer2", "net.layer3", "net.layer4"]
+    engine.watch(layers)  # as the panel does with its layer list
+    top5 = [p.index for p in engine.predict(image, k=5)]  # type: ignore[union-attr]
     results = [
         engine.explain(image.clone(), layer=layer, target=c, counterfactual=cf)
         for layer in layers
@@ -64,17 +65,39 @@ def test_forty_map_session_is_one_forward_and_five_backwards() -> None:
     assert not results[0].cached and results[1].cached
 
 
-def test_deeper_layer_later_costs_one_more_backward_then_nothing() -> None:
+def test_deeper_watched_layer_later_costs_one_more_backward_then_nothing() -> None:
+    model = Counted()
+    engine = GradCAM(model, transform=small_transform())
+    engine.watch(["net.layer1", "net.layer3", "net.layer4"])
+    engine.gradient_depth = "net.layer4"  # never shallower than what watch() already set
+    assert engine.gradient_depth == "net.layer1"
+    model.forwards, CountBackward.calls = 0, 0
+    image = torch.randn(3, SIZE, SIZE)
+    engine.explain(image, layer="net.layer4", target=1)  # one backward to the deepest watched
+    engine.explain(image, layer="net.layer1", target=1)
+    engine.explain(image, layer="net.layer4", target=2)
+    engine.explain(image, layer="net.layer1", target=2)
+    engine.explain(image, layer="net.layer3", target=2, counterfactual=True)
+    assert CountBackward.calls == 2 and model.forwards == 1
+
+
+def test_unwatched_layer_costs_a_forward_once_then_is_recorded() -> None:
+    """A forward records only the layers that can be asked; a new one is remembered."""
     model = Counted()
     engine = GradCAM(model, transform=small_transform())
     model.forwards, CountBackward.calls = 0, 0
-    image = torch.randn(3, SIZE, SIZE)
+    image, other = torch.randn(3, SIZE, SIZE), torch.randn(3, SIZE, SIZE)
     engine.explain(image, layer="net.layer4", target=1)
-    engine.explain(image, layer="net.layer1", target=1)  # deeper: one more backward
-    engine.explain(image, layer="net.layer4", target=2)  # new class goes as deep as asked before
-    engine.explain(image, layer="net.layer1", target=2)
-    engine.explain(image, layer="net.layer3", target=2, counterfactual=True)
-    assert CountBackward.calls == 3 and model.forwards == 1
+    entry = engine._cache._items[engine.prepare(image).fingerprint]
+    assert set(entry.records) == {"net.layer4"}, "only the asked layer is hooked"
+    engine.explain(image, layer="net.layer2", target=1)  # not recorded: forward again
+    assert model.forwards == 2
+    assert engine.explain(image, layer="net.layer4", target=1).cached  # alphas carried over
+    engine.explain(other, layer="net.layer4", target=3)  # records both asked layers now
+    entry = engine._cache._items[engine.prepare(other).fingerprint]
+    assert set(entry.records) == {"net.layer2", "net.layer4"} and model.forwards == 3
+    engine.explain(other, layer="net.layer2", target=3)
+    assert model.forwards == 3
 
 
 def test_same_pixels_different_object_hit_the_cache() -> None:

@@ -155,6 +155,7 @@ def test_repeats_are_cached_and_the_model_is_left_as_found() -> None:
         p.requires_grad_(False)  # a frozen part too
     before = snapshot(model)
     engine = GradCAM(model, transform=small_transform())
+    engine.watch(["layer3"])  # recorded by the first forward, so explaining it runs none
     x = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
         first = engine.guided_backprop(x, target=2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -113,3 +115,26 @@ def test_results_are_immutable_and_detached() -> None:
         res.layer = "x"  # type: ignore[misc]
     for t in (res.heatmap, res.coarse, res.weights, res.activations):
         assert not t.requires_grad and t.grad_fn is None and t.device.type == "cpu"
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_fast_paths_leave_the_model_as_found(batched: bool) -> None:
+    """The head proof at construction, watched forwards, several classes per backward and the
+    cache-free path: flags, parameters, .grad, buffers and hooks all as found."""
+    model = resnet18().train()
+    model(torch.randn(2, 3, SIZE, SIZE)).sum().backward()  # the user's own .grad
+    before = snapshot(model)
+    engine = GradCAM(model, transform=small_transform())
+    assert "layer4" in engine.analytic_layers
+    engine._batched_backward = batched
+    engine.watch(["layer2", "layer4"])
+    x = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: vmap falls back to a loop
+        engine.explain_classes(x, [0, 1, 2], layer="layer2", counterfactual=True)
+    engine.explain(x, layer="layer4", target=5)
+    engine.explain(x.repeat(3, 1, 1, 1), layer="layer4", target=[0, 1, 2], cache=False)
+    engine.explain(x.repeat(2, 1, 1, 1), layer="layer3", target=[3, 4], cache=False)
+    assert_unchanged(model, before)
+    for name, p in model.named_parameters():
+        assert torch.equal(p.grad, before["grads"][name])  # type: ignore[arg-type,index]

@@ -1,0 +1,1 @@
+"""The engine benchmark's parts: adapters (one per library), scenarios, report."""
