@@ -31,7 +31,7 @@ from plotly.callbacks import Points
 if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from camwidgets.figures import BARS
+from camwidgets.figures import TraceRole
 from camwidgets.widgets import Explorer
 from camwidgets.widgets.traffic import traffic
 
@@ -62,7 +62,8 @@ def main() -> None:
     torch.set_num_threads(2)
     torch.manual_seed(0)
     model = torchvision.models.resnet50(weights=None).eval()
-    explorer = Explorer(model)
+    # Backwards as deep as the layers visited so far, so both class-switch rows mean what they say.
+    explorer = Explorer(model, all_layer_gradients=False)
     engine, panel = explorer.engine, explorer.panel
     c = panel.controls
     rows: dict[str, list[tuple[float, int]]] = {}
@@ -74,8 +75,9 @@ def main() -> None:
             raise RuntimeError(panel.error.value)
 
     def click(bar: int) -> None:
-        points = Points(point_inds=[bar], xs=[None], ys=[None], trace_name=None, trace_index=BARS)
-        panel.figure.data[BARS]._dispatch_on_click(points, None)  # as plotly's message handler does
+        bars = TraceRole.BARS
+        points = Points(point_inds=[bar], xs=[None], ys=[None], trace_name=None, trace_index=bars)
+        panel.figure.data[bars]._dispatch_on_click(points, None)  # as plotly's handler does
 
     record("show a new image (forward + backward)", lambda: explorer.show(picture(0)))
     prepared = panel._current().prepared

@@ -8,16 +8,16 @@ from .channels import activation_part, channel_figure, contribution_part, defaul
 from .coarse import coarse_figure, coarse_part
 from .grid import columns, positions, to_grid
 from .overlay import COLORSCALES, overlay_figure, overlay_part
-from .panel import BARS, PanelView, panel_figure, panel_parts, update_panel
+from .panel import PanelView, TraceRole, panel_figure, panel_parts, update_panel
 from .part import Part, apply, compose
 from .png import png_data_uri
 from .weights import top_channels, weights_figure, weights_part
 
 __all__ = [
-    "BARS",
     "COLORSCALES",
     "PanelView",
     "Part",
+    "TraceRole",
     "activation_part",
     "apply",
     "channel_figure",

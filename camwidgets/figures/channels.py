@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import plotly.graph_objects as go
 
 from .grid import grid_part
 from .part import Part, compose
+from .scales import magnitude, positive_range
 
 
 def default_channel(weights: np.ndarray) -> int:
@@ -14,24 +17,42 @@ def default_channel(weights: np.ndarray) -> int:
     return int(np.argmax(weights))
 
 
-def activation_part(activations: np.ndarray, channel: int) -> Part:
-    """A^k on the layer's grid."""
+def activation_part(activations: np.ndarray, channel: int, name: str = "") -> Part:
+    """A^k on the layer's grid (``name``: what the channel detects, if known)."""
     _check(activations, channel)
-    return grid_part(activations[channel], f"activation A<sup>{channel}</sup>", "A", "Viridis")
+    named = f" · <i>{html.escape(name)}</i>" if name else ""
+    return grid_part(
+        activations[channel], f"activation A<sup>{channel}</sup>{named}", "A", "Viridis"
+    )
 
 
-def contribution_part(activations: np.ndarray, weights: np.ndarray, channel: int) -> Part:
-    """alpha_k A^k: what channel k adds to the coarse map (same colours as the coarse map)."""
+def contribution_part(
+    activations: np.ndarray,
+    weights: np.ndarray,
+    channel: int,
+    limit: float | None = None,
+    scale: str = "",
+) -> Part:
+    """alpha_k A^k: what channel k adds to the coarse map (same colours as the coarse map).
+
+    Args:
+        limit: colours span -limit..limit (a shared range); None: the map's own largest |value|.
+        scale: a word for the colour bar's title (e.g. "shared").
+    """
     _check(activations, channel)
     if weights.shape != activations.shape[:1]:
         raise ValueError(f"weights {weights.shape} do not match activations {activations.shape}")
     alpha = weights[channel]
+    values = alpha * activations[channel]
+    span = positive_range(magnitude(values) if limit is None else float(limit))
     return grid_part(
-        alpha * activations[channel],
-        f"contribution α<sub>{channel}</sub>A<sup>{channel}</sup>, α = {alpha:.3g}",
+        values,
+        f"contribution α<sub>{channel}</sub>A<sup>{channel}</sup> · α = {alpha:.3g}",
         "α·A",
         "RdBu_r",
-        zmid=0.0,
+        colorbar_title=f"α·A · {scale}" if scale else "α·A",
+        zmin=-span,
+        zmax=span,
     )
 
 

@@ -61,7 +61,14 @@ def to_grid(
     return rows, cols, grid
 
 
-def grid_part(values: np.ndarray, title: str, hover: str, colorscale: str, **trace: Any) -> Part:
+def grid_part(
+    values: np.ndarray,
+    title: str,
+    hover: str,
+    colorscale: str,
+    colorbar_title: str = "",
+    **trace: Any,
+) -> Part:
     """A map drawn cell by cell on its own (h, w) grid, row 0 at the top, exact hover values.
 
     Args:
@@ -69,6 +76,7 @@ def grid_part(values: np.ndarray, title: str, hover: str, colorscale: str, **tra
         title: the subplot title.
         hover: what a cell's value is called in the hover label (e.g. "A").
         colorscale: plotly colour scale name.
+        colorbar_title: what the colour bar measures (default: ``hover``).
         **trace: further heatmap properties (``zmid=0.0`` for signed maps, cell labels, gaps).
     """
     height, width = values.shape
@@ -89,4 +97,5 @@ def grid_part(values: np.ndarray, title: str, hover: str, colorscale: str, **tra
         title=title,
         square=True,
         colorbar=0,
+        colorbar_title=colorbar_title or hover,
     )

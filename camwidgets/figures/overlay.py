@@ -8,8 +8,24 @@ import plotly.graph_objects as go
 from .grid import columns, positions
 from .part import Part, compose
 from .png import png_data_uri
+from .scales import positive_range
 
 COLORSCALES = ("Jet", "Turbo", "Viridis", "Inferno", "Hot", "Greys")
+
+
+def guided_picture(guided: np.ndarray) -> np.ndarray:
+    """A (3, H, W) guided gradient as an (H, W, 3) uint8 picture.
+
+    The usual rendering (Springenberg et al.; pytorch-grad-cam's ``deprocess_image``): centre,
+    scale to unit standard deviation, then 0.5 + 0.1 * g clipped to [0, 1], so grey is zero.
+    """
+    if guided.ndim != 3 or guided.shape[0] != 3:
+        raise ValueError(f"guided must be (3, H, W), got shape {guided.shape}")
+    g = guided.astype(np.float64)
+    g = (g - g.mean()) / (g.std() + 1e-12)
+    rgb = np.clip(0.5 + 0.1 * g, 0.0, 1.0).transpose(1, 2, 0)
+    picture: np.ndarray = np.round(rgb * 255).astype(np.uint8)
+    return picture
 
 
 def overlay_part(
@@ -18,6 +34,10 @@ def overlay_part(
     opacity: float = 0.5,
     colorscale: str = "Jet",
     max_side: int | None = None,
+    zmax: float | None = None,
+    title: str | None = None,
+    scale: str = "",
+    guided: np.ndarray | None = None,
 ) -> Part:
     """The picture under a semi-transparent heat map; hovering shows the map's value.
 
@@ -30,15 +50,25 @@ def overlay_part(
             The values at the drawn pixels are the map's own; plotly.js interpolates between
             them (``zsmooth="best"``), which for a bilinearly resized coarse map is close to
             exact. This keeps widget updates small (see ``camwidgets.widgets.panel``).
+        zmax: the top of the colour range (a shared range); None: the map's own maximum.
+        title: the subplot title (default: what the map is).
+        scale: a word for the colour bar's title (e.g. "shared").
+        guided: an (H, W, 3) uint8 Guided Grad-CAM picture to show instead of the picture
+            under the heat map (the heat map is then hidden; hover still gives its values).
     """
     if heatmap.ndim != 2:
         raise ValueError(f"heatmap must be (H, W), got shape {heatmap.shape}")
     height, width = heatmap.shape
     if isinstance(picture, np.ndarray) and picture.shape[:2] != heatmap.shape:
         raise ValueError(f"picture {picture.shape[:2]} and heatmap {heatmap.shape} differ in size")
-    source = picture if isinstance(picture, str) else png_data_uri(picture)
+    if guided is not None:
+        source = png_data_uri(guided)
+    else:
+        source = picture if isinstance(picture, str) else png_data_uri(picture)
     x, y, z = columns(heatmap, positions(height, max_side), positions(width, max_side))
-    top = float(z.max(initial=0.0))
+    top = positive_range(float(heatmap.max(initial=0.0))) if zmax is None else float(zmax)
+    if not top > 0.0:
+        raise ValueError(f"zmax must be positive, got {zmax}")
     image = {"type": "image", "source": source, "hoverinfo": "skip"}
     heat = {
         "type": "heatmap",
@@ -47,9 +77,10 @@ def overlay_part(
         "z": z,
         # The colour range is the only normalisation: hover keeps the raw values.
         "zmin": 0.0,
-        "zmax": top if top > 0 else 1.0,
+        "zmax": top,
         "zsmooth": "best",
-        "opacity": float(opacity),
+        # Always present, so the trace keeps one set of keys across in-place updates.
+        "opacity": float(opacity) if guided is None else 0.0,
         "colorscale": colorscale,
         "hovertemplate": "pixel x=%{x}, y=%{y}<br>heat %{z:.4g}<extra></extra>",
     }
@@ -57,9 +88,10 @@ def overlay_part(
         traces=[image, heat],
         xaxis={"range": [-0.5, width - 0.5], "showticklabels": False},
         yaxis={"range": [height - 0.5, -0.5], "showticklabels": False},
-        title=f"heat map: ReLU, resized to {height}×{width}",
+        title=title if title is not None else f"heat map · ReLU, resized to {height}×{width}",
         square=True,
         colorbar=1,
+        colorbar_title=f"heat · {scale}" if scale else "heat",
     )
 
 

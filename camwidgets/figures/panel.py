@@ -1,30 +1,70 @@
-"""The Explorer's whole view as one figure: overlay, coarse map, channel k, and the weights."""
+"""The Explorer's whole view as one figure: overlay, coarse map, channel k, and the weights.
+
+The layout follows the width the figure is drawn at: four maps in a row on wide screens, two
+rows of two below ``WRAP_BELOW`` pixels, each map square with its titled colour bar beside it,
+and the height chosen so nothing is squeezed or cut off. ``panel_layout`` gives the layout for
+a width; a widget that learns its width from the front end re-lays itself out with it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import IntEnum
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.basedatatypes import BaseFigure
+from plotly.basedatatypes import BaseFigure, Undefined
 
 from .channels import activation_part, contribution_part, default_channel
 from .coarse import coarse_part
 from .overlay import overlay_part
-from .part import Part, apply, compose
+from .part import TITLE_FONT, Box, Part, apply, place
+from .scales import emptiness, magnitude, peak
 from .weights import weights_part
 
-HEIGHT = 660
-# A fixed width: JupyterLab leaves a FigureWidget at plotly's 700 px default, where the four
-# subplot titles of the top row run into each other (Voila stretches it to the page).
-WIDTH = 1100
-# Index of the weight bars in a panel figure: the trace a click handler listens to.
-BARS = 5
+DEFAULT_WIDTH = 1200  # for a figure drawn before (or without) a front end reporting its width
+WRAP_BELOW = 1100  # narrower than this: the four maps go in two rows of two
+MARGIN = {"l": 56, "r": 24, "t": 40, "b": 40}
+NORMAL_COLOR, COUNTERFACTUAL_COLOR = "#222222", "#1f5fa8"
+NORMAL_PAPER, COUNTERFACTUAL_PAPER = "#ffffff", "#eef4fb"
+WARNING_COLOR = "#b00020"
+
+
+class TraceRole(IntEnum):
+    """What each trace of a panel figure shows; the value is its index in ``fig.data``.
+
+    The figure builder owns the order: ``panel_parts`` checks that the parts give the traces in
+    this order, and every trace carries its role's name as its plotly ``name`` (front-end code
+    and browser tests find traces by name, never by position).
+    """
+
+    PICTURE = 0
+    HEATMAP = 1
+    COARSE = 2
+    ACTIVATION = 3
+    CONTRIBUTION = 4
+    BARS = 5
+
+    @property
+    def label(self) -> str:
+        """The trace's plotly ``name``: the role in lower case (``"heatmap"``)."""
+        return self.name.lower()
+
+
+# The roles of each part's traces, in figure order.
+_LAYOUT: tuple[tuple[TraceRole, ...], ...] = (
+    (TraceRole.PICTURE, TraceRole.HEATMAP),
+    (TraceRole.COARSE,),
+    (TraceRole.ACTIVATION,),
+    (TraceRole.CONTRIBUTION,),
+    (TraceRole.BARS,),
+)
 
 
 @dataclass(frozen=True)
 class PanelView:
-    """What the panel draws, as numpy arrays (the widget converts the engine's tensors).
+    """What the panel draws, as numpy arrays and words (the widget converts the engine's tensors).
 
     Attributes:
         picture: (H, W, 3) uint8 pixels aligned with the heat map, or their PNG data URI.
@@ -36,6 +76,14 @@ class PanelView:
         top: how many bars the weights chart shows.
         opacity: of the heat map over the picture.
         colorscale: of the heat map.
+        caption: the figure's title: what is explained (class, prediction, layer, method).
+        counterfactual: whether the maps are the counterfactual's (titles and colours say so).
+        heat_max: top of the heat map's colour range when shared; None: its own maximum.
+        coarse_max: the coarse map's colour range (+-) when shared; None: its own.
+        contribution_max: alpha_k A^k's colour range (+-) when shared; None: its own.
+        hint: words after the bar chart's title (e.g. "click a bar"); "" in exports.
+        names: one name per channel ("" for unnamed) when channel names are shown.
+        guided: (H, W, 3) uint8 Guided Grad-CAM picture, shown in place of the overlay.
     """
 
     picture: np.ndarray | str
@@ -47,11 +95,32 @@ class PanelView:
     top: int = 20
     opacity: float = 0.5
     colorscale: str = "Jet"
+    caption: str = ""
+    counterfactual: bool = False
+    heat_max: float | None = None
+    coarse_max: float | None = None
+    contribution_max: float | None = None
+    hint: str = ""
+    names: tuple[str, ...] | None = None
+    guided: np.ndarray | None = None
 
     @property
     def shown_channel(self) -> int:
         """The channel actually drawn."""
         return default_channel(self.weights) if self.channel is None else self.channel
+
+    @property
+    def shared(self) -> bool:
+        """Whether the maps use shared colour ranges."""
+        return self.heat_max is not None
+
+    @property
+    def heat_note(self) -> str | None:
+        """Words for an empty or near-empty heat map (None when it is not)."""
+        if self.shared:
+            assert self.heat_max is not None
+            return emptiness(peak(self.heatmap), self.heat_max, "the shared range")
+        return emptiness(peak(self.heatmap), magnitude(self.coarse), "the signed map's |max|")
 
     @classmethod
     def blank(cls) -> PanelView:
@@ -62,29 +131,140 @@ class PanelView:
             coarse=np.zeros((1, 1), np.float32),
             weights=np.zeros(1, np.float32),
             activations=np.zeros((1, 1, 1), np.float32),
+            caption="Loading: computing the first explanation…",
         )
 
 
 def panel_parts(view: PanelView, max_side: int | None = None) -> list[Part]:
-    """The five parts, in figure order (see ``panel_figure``)."""
+    """The five parts, in figure order (``TraceRole`` names their traces)."""
     channel = view.shown_channel
-    return [
-        overlay_part(view.picture, view.heatmap, view.opacity, view.colorscale, max_side),
-        coarse_part(view.coarse),
-        activation_part(view.activations, channel),
-        contribution_part(view.activations, view.weights, channel),
-        weights_part(view.weights, view.top, channel),
+    scale = "shared" if view.shared else ""
+    height, width = view.heatmap.shape
+    mode = "counterfactual " if view.counterfactual else ""
+    color = COUNTERFACTUAL_COLOR if view.counterfactual else NORMAL_COLOR
+    if view.guided is not None:
+        title = (
+            f"<span style='color:{color}'>{mode}Guided Grad-CAM</span> · "
+            f"guided backprop × heat map, {height}×{width}"
+        )
+    else:
+        title = f"<span style='color:{color}'>{mode}heat map</span> · ReLU, {height}×{width}"
+    note = view.heat_note
+    if note is not None:
+        title += f"<br><span style='color:{WARNING_COLOR}'>{note}</span>"
+    name = view.names[channel] if view.names is not None else ""
+    parts = [
+        overlay_part(
+            view.picture,
+            view.heatmap,
+            view.opacity,
+            view.colorscale,
+            max_side,
+            zmax=view.heat_max,
+            title=title,
+            scale=scale,
+            guided=view.guided,
+        ),
+        coarse_part(view.coarse, view.coarse_max, scale),
+        activation_part(view.activations, channel, name),
+        contribution_part(view.activations, view.weights, channel, view.contribution_max, scale),
+        weights_part(view.weights, view.top, channel, view.hint, view.names),
     ]
+    return [_named(part, roles) for part, roles in zip(parts, _LAYOUT, strict=True)]
 
 
-def panel_figure(view: PanelView, max_side: int | None = None) -> go.Figure:
-    """Overlay, coarse map, A^k and alpha_k A^k in a row; the weights bar chart below.
+def _named(part: Part, roles: tuple[TraceRole, ...]) -> Part:
+    """``part`` with each trace named after its role (and its trace count checked)."""
+    if len(part.traces) != len(roles):
+        raise ValueError(f"a part gave {len(part.traces)} traces for roles {roles}")
+    traces = [{**t, "name": r.label} for t, r in zip(part.traces, roles, strict=True)]
+    return replace(part, traces=traces)
 
-    Trace order: 0 picture, 1 heat map, 2 coarse map, 3 A^k, 4 alpha_k A^k, 5 weight bars.
+
+@dataclass(frozen=True)
+class PanelLayout:
+    """Where the five parts go at a given width: boxes (paper fractions) and the height."""
+
+    width: int
+    height: int
+    columns: int
+    boxes: tuple[Box, ...]
+
+
+def panel_layout(width: int | None = None) -> PanelLayout:
+    """Square maps, each with room for its colour bar, then the bar chart, at ``width`` px.
+
+    Four maps in a row from ``WRAP_BELOW`` px, else two rows of two; maps are as large as the
+    width allows (120 to 420 px a side) and the height follows, so nothing is squeezed.
     """
-    fig = compose(panel_parts(view, max_side), top=4, height=HEIGHT)
-    fig.update_layout(width=WIDTH)
+    width = max(int(width or DEFAULT_WIDTH), 480)
+    columns = 4 if width >= WRAP_BELOW else 2
+    rows = 4 // columns
+    inner = width - MARGIN["l"] - MARGIN["r"]
+    # Right of each map: its colour bar, ticks and title; between maps; above each (its title,
+    # two lines); below each (its x tick labels).
+    bar_room, gap, title_room, tick_room = 84, 24, 44, 22
+    side = (inner - columns * bar_room - (columns - 1) * gap) / columns
+    side = float(min(max(side, 120.0), 420.0))
+    used = columns * (side + bar_room) + (columns - 1) * gap
+    left = max(0.0, (inner - used) / 2)
+    bars_height, bars_ticks = 220, 28
+    row = title_room + side + tick_room
+    plot = rows * row + title_room + bars_height + bars_ticks
+    height = round(plot + MARGIN["t"] + MARGIN["b"])
+    boxes: list[Box] = []
+    for index in range(4):
+        line, col = divmod(index, columns)
+        x0 = left + col * (side + bar_room + gap)
+        top = line * row + title_room
+        boxes.append(Box(x0 / inner, (x0 + side) / inner, 1 - (top + side) / plot, 1 - top / plot))
+    bars_top = rows * row + title_room
+    boxes.append(Box(0.0, 1.0, 1 - (bars_top + bars_height) / plot, 1 - bars_top / plot))
+    return PanelLayout(width, height, columns, tuple(boxes))
+
+
+def _title(view: PanelView) -> dict[str, Any]:
+    color = COUNTERFACTUAL_COLOR if view.counterfactual else NORMAL_COLOR
+    return {
+        "text": view.caption or " ",
+        "x": 0.5,
+        "xanchor": "center",
+        "y": 0.99,
+        "yanchor": "top",
+        "yref": "container",
+        "font": {"size": TITLE_FONT + 2, "color": color},
+    }
+
+
+def panel_figure(
+    view: PanelView, max_side: int | None = None, width: int | None = None, fixed: bool = False
+) -> go.Figure:
+    """Overlay, coarse map, A^k and alpha_k A^k, each with its colour bar; the weights below.
+
+    ``TraceRole`` names each trace's place in ``fig.data``.
+
+    Args:
+        view: what to show.
+        max_side: draw the heat map over the picture from at most this many pixels per axis.
+        width: the width to lay out for (default ``DEFAULT_WIDTH``).
+        fixed: give the figure that width; otherwise the front end sizes it to its container
+            and the widget lays it out again for the width it reports.
+    """
+    layout = panel_layout(width)
+    fig = place(
+        panel_parts(view, max_side),
+        layout.boxes,
+        layout.height,
+        MARGIN,
+        title=_title(view),
+        width=layout.width if fixed else None,
+    )
+    fig.update_layout(paper_bgcolor=_paper(view))
     return fig
+
+
+def _paper(view: PanelView) -> str:
+    return COUNTERFACTUAL_PAPER if view.counterfactual else NORMAL_PAPER
 
 
 def update_panel(
@@ -103,5 +283,44 @@ def update_panel(
         The parts now shown, for the next call's ``shown``.
     """
     parts = panel_parts(view, max_side)
-    apply(fig, parts, shown)
+    title = _title(view)
+    layout: dict[str, Any] = {}
+    if fig.layout.title.text != title["text"]:
+        layout["title.text"] = title["text"]
+    if fig.layout.title.font.color != title["font"]["color"]:
+        layout["title.font.color"] = title["font"]["color"]
+    if fig.layout.paper_bgcolor != _paper(view):
+        layout["paper_bgcolor"] = _paper(view)
+    apply(fig, parts, shown, layout)
     return parts
+
+
+def relayout_panel(fig: BaseFigure, width: int) -> PanelLayout:
+    """Lay a panel figure out again for ``width`` px (front end reported), in one message."""
+    layout = panel_layout(width)
+    inner = max(1, layout.height - MARGIN["t"] - MARGIN["b"])
+    relayout: dict[str, Any] = {"width": layout.width, "height": layout.height}
+    count = len(fig.data)
+    restyle: dict[str, list[Any]] = {}
+    for number, box in enumerate(layout.boxes, start=1):
+        suffix = "" if number == 1 else str(number)
+        relayout[f"xaxis{suffix}.domain"] = [box.x0, box.x1]
+        relayout[f"yaxis{suffix}.domain"] = [box.y0, box.y1]
+        relayout[f"annotations[{number - 1}].x"] = (box.x0 + box.x1) / 2
+        relayout[f"annotations[{number - 1}].y"] = box.y1 + 6 / inner
+        for index, trace in enumerate(fig.data):
+            if (
+                trace.xaxis == f"x{suffix}"
+                and trace.type == "heatmap"
+                and trace.showscale is not False
+            ):
+                for key, value in (
+                    ("colorbar.x", box.x1 + 0.006),
+                    ("colorbar.y", (box.y0 + box.y1) / 2),
+                    ("colorbar.len", box.y1 - box.y0),
+                ):
+                    restyle.setdefault(key, [Undefined] * count)[index] = value
+    fig.plotly_update(
+        restyle_data=restyle, relayout_data=relayout, trace_indexes=list(range(count))
+    )
+    return layout

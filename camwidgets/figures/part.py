@@ -30,6 +30,7 @@ class Part:
         title: the panel's title (HTML subset that plotly understands).
         square: pixels are square: the y axis is scale-anchored to the x axis.
         colorbar: index into ``traces`` of the trace whose colour bar is shown, if any.
+        colorbar_title: what the colour bar measures (e.g. "heat"), written beside it.
     """
 
     traces: list[Props]
@@ -38,6 +39,25 @@ class Part:
     title: str = ""
     square: bool = False
     colorbar: int | None = None
+    colorbar_title: str = ""
+
+
+# Readable sizes (issue 13: 7-9 px labels were unreadable).
+FONT = 12
+TITLE_FONT = 13
+TICK_FONT = 11
+# d3 number format for colour bars and value axes: "5e-5", not plotly's SI "50µ".
+TICK_FORMAT = ".3~g"
+
+
+@dataclass(frozen=True)
+class Box:
+    """Where a part sits, in paper fractions (0..1 over the plotting area)."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
 
 
 def compose(parts: Sequence[Part], top: int, height: int | None = None) -> go.Figure:
@@ -65,15 +85,17 @@ def compose(parts: Sequence[Part], top: int, height: int | None = None) -> go.Fi
             specs=specs,
             subplot_titles=[p.title or " " for p in parts],
             row_heights=[0.62] + [0.38 / (rows - 1)] * (rows - 1) if rows > 1 else None,
-            horizontal_spacing=0.05,
+            horizontal_spacing=0.09,
             vertical_spacing=0.16,
         )
     fig.update_layout(
         height=height or 320 * rows,
-        margin={"l": 40, "r": 20, "t": 40, "b": 30},
+        margin={"l": 48, "r": 20, "t": 48, "b": 36},
         showlegend=False,
         plot_bgcolor="white",
+        font={"size": FONT},
     )
+    fig.update_annotations(font_size=TITLE_FONT)
     traces: list[Props] = []
     for number, part in enumerate(parts, start=1):
         suffix = "" if number == 1 else str(number)
@@ -81,7 +103,9 @@ def compose(parts: Sequence[Part], top: int, height: int | None = None) -> go.Fi
         for index, trace in enumerate(part.traces):
             placed = {**trace, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
             if index == part.colorbar:
-                placed["colorbar"] = _colorbar(fig, suffix, alone=len(parts) == 1)
+                placed["colorbar"] = _colorbar(
+                    _box(fig, suffix), part.colorbar_title, alone=len(parts) == 1
+                )
             elif trace["type"] == "heatmap":
                 placed["showscale"] = False
             traces.append(placed)
@@ -91,7 +115,81 @@ def compose(parts: Sequence[Part], top: int, height: int | None = None) -> go.Fi
     return go.Figure(data=traces, layout=fig.layout)
 
 
-def apply(fig: BaseFigure, parts: Sequence[Part], shown: Sequence[Part] | None = None) -> None:
+def place(
+    parts: Sequence[Part],
+    boxes: Sequence[Box],
+    height: int,
+    margin: Props,
+    title: Props | None = None,
+    width: int | None = None,
+) -> go.Figure:
+    """Lay ``parts`` out in the given boxes, each colour bar beside its map.
+
+    Args:
+        parts: the panels, in order; trace order in the figure follows it.
+        boxes: one per part, in paper fractions; titles go just above each box.
+        height: figure height in pixels.
+        margin: plotly margins (l, r, t, b) in pixels.
+        title: the figure's title (plotly ``layout.title``), if any.
+        width: figure width in pixels; None lets the front end size it to its container.
+    """
+    if len(parts) != len(boxes):
+        raise ValueError(f"got {len(parts)} parts for {len(boxes)} boxes")
+    plot_height = max(1, height - margin["t"] - margin["b"])
+    layout: Props = {
+        "height": height,
+        "margin": margin,
+        "showlegend": False,
+        "plot_bgcolor": "white",
+        "font": {"size": FONT},
+        "annotations": [],
+    }
+    if width is not None:
+        layout["width"] = width
+    if title is not None:
+        layout["title"] = title
+    traces: list[Props] = []
+    for number, (part, box) in enumerate(zip(parts, boxes, strict=True), start=1):
+        suffix = "" if number == 1 else str(number)
+        xaxis: Props = {"showgrid": False, "zeroline": False, **part.xaxis}
+        yaxis: Props = {"showgrid": False, "zeroline": False, **part.yaxis}
+        xaxis.update(domain=[box.x0, box.x1], anchor=f"y{suffix}")
+        yaxis.update(domain=[box.y0, box.y1], anchor=f"x{suffix}")
+        if part.square:
+            # The map hugs its colour bar on the right when the box is wider than the map.
+            xaxis.update(constrain="domain", constraintoward="right")
+            yaxis.update(scaleanchor=f"x{suffix}", constrain="domain")
+        layout[f"xaxis{suffix}"] = xaxis
+        layout[f"yaxis{suffix}"] = yaxis
+        layout["annotations"].append(
+            {
+                "text": part.title or " ",
+                "x": (box.x0 + box.x1) / 2,
+                "y": box.y1 + 6 / plot_height,
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": TITLE_FONT},
+            }
+        )
+        for index, trace in enumerate(part.traces):
+            placed = {**trace, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+            if index == part.colorbar:
+                placed["colorbar"] = _colorbar(box, part.colorbar_title, alone=False)
+            elif trace["type"] == "heatmap":
+                placed["showscale"] = False
+            traces.append(placed)
+    return go.Figure(data=traces, layout=layout)
+
+
+def apply(
+    fig: BaseFigure,
+    parts: Sequence[Part],
+    shown: Sequence[Part] | None = None,
+    layout: Props | None = None,
+) -> None:
     """Update ``fig`` (built by ``compose`` from parts of the same shape) to show ``parts``.
 
     All changes go to plotly as one ``plotly_update`` (one message to a FigureWidget's views).
@@ -103,6 +201,8 @@ def apply(fig: BaseFigure, parts: Sequence[Part], shown: Sequence[Part] | None =
             differ are handed to plotly. Setting every property through plotly's validating
             setters costs about 40 ms, too slow for a slider; the values here have the types
             that were validated when the figure was built.
+        layout: further layout changes (dotted paths, e.g. ``"title.text"``) to send in the
+            same message.
     """
     count = sum(len(p.traces) for p in parts)
     if count != len(fig.data):
@@ -110,7 +210,7 @@ def apply(fig: BaseFigure, parts: Sequence[Part], shown: Sequence[Part] | None =
     if shown is not None and [len(p.traces) for p in shown] != [len(p.traces) for p in parts]:
         raise ValueError("the shown parts do not have the shape of the parts to show")
     restyle: dict[str, list[Any]] = {}
-    relayout: Props = {}
+    relayout: Props = dict(layout or {})
     index = 0
     for number, part in enumerate(parts, start=1):
         old = shown[number - 1] if shown is not None else None
@@ -121,6 +221,11 @@ def apply(fig: BaseFigure, parts: Sequence[Part], shown: Sequence[Part] | None =
                 if path != "type":
                     checked = _validated(fig.data[index], path, value)
                     restyle.setdefault(path, [Undefined] * count)[index] = checked
+            if position == part.colorbar and (
+                old is None or old.colorbar_title != part.colorbar_title
+            ):
+                path = "colorbar.title.text"
+                restyle.setdefault(path, [Undefined] * count)[index] = part.colorbar_title
             index += 1
         for axis in ("xaxis", "yaxis"):
             before = getattr(old, axis) if old is not None else {}
@@ -192,19 +297,30 @@ def _axes(fig: go.Figure, part: Part, suffix: str) -> Props:
     return {f"xaxis{suffix}": xaxis, f"yaxis{suffix}": yaxis}
 
 
-def _colorbar(fig: go.Figure, suffix: str, alone: bool) -> Props:
-    """A thin horizontal colour bar under the subplot (vertical at the right when alone)."""
+def _box(fig: go.Figure, suffix: str) -> Box:
+    """The paper box of subplot ``suffix`` of a ``make_subplots`` figure."""
+    x0, x1 = fig.layout[f"xaxis{suffix}"].domain or (0.0, 1.0)
+    y0, y1 = fig.layout[f"yaxis{suffix}"].domain or (0.0, 1.0)
+    return Box(x0, x1, y0, y1)
+
+
+def _colorbar(box: Box, title: str, alone: bool) -> Props:
+    """A titled vertical colour bar just right of its map, as tall as the map's box."""
+    bar: Props = {
+        "thickness": 12,
+        "outlinewidth": 0,
+        "tickfont": {"size": TICK_FONT},
+        "tickformat": TICK_FORMAT,
+        "title": {"text": title, "side": "right", "font": {"size": FONT}},
+    }
     if alone:
-        return {"thickness": 12, "len": 0.9}
-    x0, x1 = fig.layout[f"xaxis{suffix}"].domain
-    y0, _ = fig.layout[f"yaxis{suffix}"].domain
+        return {**bar, "len": 0.9}
     return {
-        "orientation": "h",
-        "x": (x0 + x1) / 2,
-        "xanchor": "center",
-        "y": y0 - 0.02,
-        "yanchor": "top",
-        "len": (x1 - x0) * 0.9,
-        "thickness": 8,
-        "tickfont": {"size": 9},
+        **bar,
+        "x": box.x1 + 0.006,
+        "xanchor": "left",
+        "y": (box.y0 + box.y1) / 2,
+        "yanchor": "middle",
+        "len": box.y1 - box.y0,
+        "lenmode": "fraction",
     }

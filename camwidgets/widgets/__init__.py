@@ -1,5 +1,7 @@
-"""ipywidgets composition: the Explorer panel around the engine and the figures."""
+"""ipywidgets composition: the Explorer panel around the engine and the figures, and the
+gallery that opens an audit's images in it."""
 
 from .explorer import Explorer
+from .gallery import Gallery
 
-__all__ = ["Explorer"]
+__all__ = ["Explorer", "Gallery"]

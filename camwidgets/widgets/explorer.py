@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,18 @@ from torch import nn
 
 from ..engine import CamResult, GradCAM
 from ..engine.inputs import Transform
-from ..figures import panel_figure
-from .panel import Panel, Root
+from ..figures import PanelView, panel_figure
+from ..figures.panel import DEFAULT_WIDTH
+from . import state as st
+from .panel import Panel, _error_html, _has_counterfactual
+from .root import Root, in_kernel
+
+NO_FRONT_END = (
+    "camwidgets: the Explorer panel is a Jupyter widget and nothing here can display it (no "
+    "Jupyter kernel). Open this code in JupyterLab, Jupyter Notebook, VS Code or Voila to use "
+    "the panel, or export the view: explorer.save_png('panel.png') or "
+    "explorer.save_html('panel.html')."
+)
 
 
 class Explorer:
@@ -28,6 +40,18 @@ class Explorer:
     Args:
         model: a ``torch.nn.Module``, or a ready ``GradCAM`` engine (then give no other argument).
         classes, transform, layers, device: as for ``GradCAM``.
+        names: channel names from ``camwidgets.dissect`` (one ``ChannelNames`` or a list, one
+            per layer): hovering a bar names its channel, the channel view is titled with it,
+            and a line under the chart says the map in words (``camwidgets.describe``).
+        all_layer_gradients: make each class's backward reach every layer, so that switching
+            layer never runs the model (``engine.gradient_depth`` set to the first layer).
+            Default: yes for the engine the Explorer builds, no for an engine you give (it is
+            left as you configured it).
+
+    Example:
+        >>> explorer = Explorer(model, classes=names)          # doctest: +SKIP
+        >>> explorer.show("cat.jpg")                           # doctest: +SKIP
+        >>> explorer.target = "tabby cat"                      # doctest: +SKIP
     """
 
     def __init__(
@@ -37,23 +61,98 @@ class Explorer:
         transform: Transform | None = None,
         layers: Sequence[str | nn.Module] | None = None,
         device: str | torch.device | None = None,
+        all_layer_gradients: bool | None = None,
+        names: Any = None,
     ) -> None:
+        if all_layer_gradients is not None and not isinstance(all_layer_gradients, bool):
+            raise TypeError(
+                f"all_layer_gradients must be a bool or None, got {all_layer_gradients!r}"
+            )
         if isinstance(model, GradCAM):
             if any(x is not None for x in (classes, transform, layers, device)):
                 raise TypeError("Explorer(engine) takes no other arguments: configure the GradCAM")
             self.engine = model
+            owned = False
         else:
             self.engine = GradCAM(
                 model, classes=classes, transform=transform, layers=layers, device=device
             )
+            owned = True
+        self.all_layer_gradients = owned if all_layer_gradients is None else all_layer_gradients
         self._panel: Panel | None = None
+        self._told = False
+        self._names: Any = None
+        if names is not None:
+            self.names = names
 
     @property
     def panel(self) -> Panel:
         """The panel, built on first use."""
-        if self._panel is None:
-            self._panel = Panel(self.engine)
+        if self._panel is None or self._panel.closed:
+            self._panel = Panel(
+                self.engine, all_layer_gradients=self.all_layer_gradients, names=self._names
+            )
         return self._panel
+
+    @property
+    def layer(self) -> str:
+        """The layer explained; settable (any of ``engine.layers``)."""
+        return self.panel.state.layer
+
+    @layer.setter
+    def layer(self, layer: str) -> None:
+        if layer not in self.engine.layers:
+            raise ValueError(
+                f"unknown layer {layer!r}; the engine has {', '.join(self.engine.layers)}"
+            )
+        panel = self.panel
+        panel.change(lambda s: st.pick_layer(s, layer, panel._methods(layer)), strict=True)
+
+    @property
+    def method(self) -> str:
+        """The explanation method; settable (any of ``engine.methods(explorer.layer)``)."""
+        return self.panel.state.method
+
+    @method.setter
+    def method(self, method: str) -> None:
+        panel = self.panel
+        panel.change(lambda s: panel._pick_method(s, method), strict=True)
+
+    @property
+    def counterfactual(self) -> bool:
+        """Whether the counterfactual is shown; settable."""
+        return self.panel.state.counterfactual
+
+    @counterfactual.setter
+    def counterfactual(self, on: bool) -> None:
+        if not isinstance(on, bool):
+            raise TypeError(f"counterfactual must be a bool, got {type(on).__name__}")
+        self.panel.change(
+            lambda s: st.set_counterfactual(s, on, _has_counterfactual(s.method)), strict=True
+        )
+
+    @property
+    def names(self) -> Any:
+        """The channel names shown (``ChannelNames``, a list of them, or None)."""
+        return self._names
+
+    @names.setter
+    def names(self, names: Any) -> None:
+        self.panel.set_names(names)  # checks them
+        self._names = names
+
+    @property
+    def target(self) -> int | None:
+        """The class explained; set it by index or name (``explorer.target = "tabby cat"``).
+
+        Any class of the model can be set, not only the top predictions; names are matched
+        case-insensitively and an unknown one raises a ValueError with suggestions.
+        """
+        return self.panel.state.target if self._panel is not None else None
+
+    @target.setter
+    def target(self, query: Any) -> None:
+        self.panel.set_target(query)
 
     def show(self, image: Any) -> Root:
         """Explain ``image`` (or pick among a list of them) in the panel, display and return it.
@@ -63,24 +162,76 @@ class Explorer:
         images = list(image) if isinstance(image, (list, tuple)) else [image]
         if isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[0] > 1:
             images = list(image.unbind(0))
-        self.panel.load(images)
-        self.panel.root.display_now()
-        return self.panel.root
+        panel = self.panel
+        handle: Any = None
+        if in_kernel():
+            # A busy line at once (the first explanation of a big model takes seconds); the
+            # panel replaces it, with its static picture, once there is something to show.
+            handle = panel.root.placeholder("running the model and explaining its top class")
+        elif not self._told:
+            self._told = True
+            print(NO_FRONT_END, file=sys.stderr)
+        try:
+            panel.load(images)
+        except Exception as error:
+            panel.error.value = _error_html(error)
+            raise
+        finally:
+            if in_kernel():
+                panel.root.display_into(handle)
+        return panel.root
 
     @property
     def result(self) -> CamResult | None:
         """The explanation on screen (None before ``show``)."""
         return self.panel.result if self._panel is not None else None
 
-    def figure(self) -> go.Figure:
-        """The current view as a plain ``go.Figure``, the heat map at full resolution."""
-        return panel_figure(self.panel.view)
+    def figure(self, width: int = DEFAULT_WIDTH) -> go.Figure:
+        """The current view as a plain ``go.Figure``, the heat map at full resolution.
+
+        Its title names the class explained, the prediction, layer, method and whether it is
+        the counterfactual.
+
+        Raises:
+            RuntimeError: before ``show`` (there is nothing to export yet).
+        """
+        return panel_figure(self._export_view(), None, width=width, fixed=True)
 
     def save_html(self, path: str | Path, **kwargs: Any) -> Path:
-        """Write ``figure()`` to a standalone HTML file (kwargs go to ``write_html``)."""
+        """Write ``figure()`` to a standalone HTML file (kwargs go to ``write_html``).
+
+        Raises:
+            RuntimeError: before ``show``.
+        """
+        figure = self.figure()
         path = Path(path)
-        self.figure().write_html(path, **kwargs)
+        kwargs.setdefault("config", {"responsive": True})
+        figure.write_html(path, **kwargs)
         return path
+
+    def save_png(self, path: str | Path) -> Path:
+        """Write the current view as a PNG, drawn here with numpy and PIL (no browser needed).
+
+        The picture carries the same title as ``figure()``: class, prediction, layer, method
+        and the counterfactual state.
+
+        Raises:
+            RuntimeError: before ``show``.
+        """
+        view = self._export_view()
+        from ..figures.static import render_png
+
+        path = Path(path)
+        path.write_bytes(render_png(view))
+        return path
+
+    def _export_view(self) -> PanelView:
+        """The view to export (no "click a bar" hint), or a clear error before ``show``."""
+        if self._panel is None or self._panel.closed or self._panel.result is None:
+            raise RuntimeError(
+                "nothing to export yet: call explorer.show(image) first, then export the view"
+            )
+        return replace(self._panel.view, hint="")
 
     def close(self) -> None:
         """Close the panel's widgets; the next ``show`` builds a new panel."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from copy import deepcopy
 from typing import Any
 
 import plotly.graph_objects as go
+import traitlets
 from plotly.basedatatypes import Undefined
 
 
@@ -34,7 +36,16 @@ class FigureWidget(go.FigureWidget):  # type: ignore[misc]
        ``show()``). From ``hold_updates()`` (called when the panel is displayed) until a view
        reports its first draw, updates change only the kernel's figure; then the current state
        is sent once.
+    5. It follows its container's width. plotly's anywidget view sizes the plot once (700 px
+       when its element is not yet on the page) and never again. A ResizeObserver added to the
+       view's code gives the plot its container's width and reports it as ``view_width``, so
+       Python can lay the figure out again for it (``figures.panel.relayout_panel``).
     """
+
+    view_width = traitlets.Int(0).tag(sync=True)
+    # Class defaults: plotly's constructor sends layout messages before __init__ sets them.
+    _holding = False
+    _held = False
 
     def __init__(self, figure: go.Figure | None = None, **kwargs: Any) -> None:
         super().__init__(figure, **kwargs)
@@ -126,6 +137,78 @@ class FigureWidget(go.FigureWidget):  # type: ignore[misc]
         self._resends += 1
 
 
+# Wraps the default export of plotly's view module (``export{A as FigureModel,B as FigureView,
+# C as default}``): render as plotly does, then follow the element's size (see fix 5).
+_RESIZE = """
+const __cwBase = %s;
+const __cwDefault = () => {
+  const base = __cwBase();
+  return {
+    initialize(ctx) { return base.initialize ? base.initialize(ctx) : undefined; },
+    render(ctx) {
+      const el = ctx.el;
+      el.style.width = "100%%";
+      const cleanup = base.render(ctx);
+      let timer = null;
+      let last = 0;
+      let tries = 0;
+      const sync = () => {
+        const width = Math.round(el.getBoundingClientRect().width);
+        if (width < 100) { return; }
+        if (Math.abs(width - last) >= 8) {
+          last = width;
+          ctx.model.set("view_width", width);
+          ctx.model.save_changes();
+        }
+        if (!el._fullLayout || !window.Plotly) {
+          // The first Plotly.newPlot has not finished: try again shortly.
+          if (tries++ < 100) { clearTimeout(timer); timer = setTimeout(sync, 150); }
+          return;
+        }
+        // An explicit width: plotly's Plots.resize does nothing once a height is set, and
+        // it would drop the height Python chose for this width.
+        if (Math.abs((el._fullLayout.width || 0) - width) > 2) {
+          window.Plotly.relayout(el, {width: width});
+        }
+      };
+      const later = () => { clearTimeout(timer); timer = setTimeout(sync, 80); };
+      const rendered = (event) => {
+        if (event.detail && event.detail.element === el) { later(); }
+      };
+      const observer = new ResizeObserver(later);
+      observer.observe(el);
+      document.addEventListener("plotlywidget-after-render", rendered);
+      // A new layout from Python (e.g. the height for a new width) may leave the plot's width
+      // stale: check again after every update.
+      ctx.model.on("change:_py2js_update", later);
+      ctx.model.on("change:_py2js_relayout", later);
+      return () => {
+        ctx.model.off("change:_py2js_update", later);
+        ctx.model.off("change:_py2js_relayout", later);
+        observer.disconnect();
+        document.removeEventListener("plotlywidget-after-render", rendered);
+        clearTimeout(timer);
+        if (typeof cleanup === "function") { cleanup(); }
+      };
+    },
+  };
+};
+export{%s as FigureModel,%s as FigureView,__cwDefault as default};"""
+
+_EXPORT = re.compile(r"export\{(\w+) as FigureModel,(\w+) as FigureView,(\w+) as default\};")
+
+
+def _view_code(code: str) -> str:
+    """plotly's view code with the resize wrapper (unchanged if its export line is not found)."""
+    found = list(_EXPORT.finditer(code))
+    if len(found) != 1:
+        return code
+    match = found[0]
+    model, view, default = match.groups()
+    wrapped = _RESIZE % (default, model, view)
+    return code[: match.start()] + wrapped + code[match.end() :]
+
+
 # Set after the class statement so that anywidget's __init_subclass__ does not turn it back into
 # a watched file; str() of plotly's FileContents is the code itself.
-FigureWidget._esm = str(go.FigureWidget._esm)
+FigureWidget._esm = _view_code(str(go.FigureWidget._esm))

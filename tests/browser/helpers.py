@@ -374,7 +374,7 @@ _PLOTS_JS = """
     }
     return v;
   };
-  const keys = ['type', 'x', 'y', 'z', 'customdata', 'source', 'visible', 'opacity',
+  const keys = ['name', 'type', 'x', 'y', 'z', 'customdata', 'source', 'visible', 'opacity',
                 'colorscale', 'zmin', 'zmax', 'marker'];
   return [...(root || document).querySelectorAll('.js-plotly-plot')].map((gd) => {
     const box = gd.getBoundingClientRect();

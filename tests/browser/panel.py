@@ -20,12 +20,28 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from camwidgets.figures import TraceRole
 from tests.browser.helpers import UPDATE_TIMEOUT, BrowserError, PageWatch, read_plots, wait_for
 
-# Trace order over the panel's plotly graphs (in page order): the picture, the heat map over it,
-# the coarse map, channel k's activation A^k, its contribution alpha_k A^k, the weight bars.
-TRACE_TYPES = ["image", "heatmap", "heatmap", "heatmap", "heatmap", "bar"]
-NAMES = ["picture", "overlay heat map", "coarse map", "activation A^k", "contribution αA^k", "bars"]
+R = TraceRole
+# Traces are found by their plotly name (the figure builder names each after its role), never
+# by position; what type each must be, and how messages call it.
+TRACE_TYPES = {
+    R.PICTURE: "image",
+    R.HEATMAP: "heatmap",
+    R.COARSE: "heatmap",
+    R.ACTIVATION: "heatmap",
+    R.CONTRIBUTION: "heatmap",
+    R.BARS: "bar",
+}
+NAMES = {
+    R.PICTURE: "picture",
+    R.HEATMAP: "overlay heat map",
+    R.COARSE: "coarse map",
+    R.ACTIVATION: "activation A^k",
+    R.CONTRIBUTION: "contribution αA^k",
+    R.BARS: "bars",
+}
 DEFAULT_BARS = 20
 MIN_SAMPLES = 40  # the overlay may be drawn from a subsample, but not a coarse one
 RTOL = 1e-4  # the kernel and the test run the same float32 code; thread counts may differ
@@ -35,7 +51,7 @@ RTOL = 1e-4  # the kernel and the test run the same float32 code; thread counts 
 class Drawn:
     """The panel's traces as plotly.js holds them, plus what it rendered."""
 
-    traces: list[dict[str, Any]]
+    traces: dict[TraceRole, dict[str, Any]]
     titles: list[str]
     heat_images: list[str]
     bars: int
@@ -43,19 +59,19 @@ class Drawn:
     @property
     def picture(self) -> np.ndarray:
         """The picture trace's PNG, decoded: the pixels the panel explained."""
-        source = self.traces[0].get("source") or ""
+        source = self.traces[R.PICTURE].get("source") or ""
         if not source.startswith("data:image/png;base64,"):
             raise BrowserError(f"the picture trace has no PNG data URI: {source[:60]!r}")
         data = base64.b64decode(source.split(",", 1)[1])
         return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
-    def columns(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def columns(self, role: TraceRole) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A heat-map trace's (x, y, z) columns as integer positions and float values."""
-        trace = self.traces[index]
+        trace = self.traces[role]
         x, y, z = (np.asarray(trace.get(k, []), dtype=np.float64) for k in ("x", "y", "z"))
         if not (x.ndim == y.ndim == z.ndim == 1 and x.size == y.size == z.size > 0):
             raise BrowserError(
-                f"{NAMES[index]}: expected x, y, z columns of one length, got shapes "
+                f"{NAMES[role]}: expected x, y, z columns of one length, got shapes "
                 f"{x.shape}, {y.shape}, {z.shape}"
             )
         return x.astype(np.int64), y.astype(np.int64), z
@@ -64,11 +80,15 @@ class Drawn:
 def read_panel(panel: Any) -> Drawn | None:
     """The panel's traces over all its plotly graphs, None until all are drawn."""
     plots = [p for p in read_plots(panel) if p["traces"]]
-    traces = [t for p in plots for t in p["traces"]]
-    if [t.get("type") for t in traces] != TRACE_TYPES:
+    by_name = {t.get("name"): t for p in plots for t in p["traces"]}
+    traces = {role: by_name.get(role.label) for role in TraceRole}
+    found = {role: t for role, t in traces.items() if t is not None}
+    if len(found) != len(TraceRole) or any(
+        t.get("type") != TRACE_TYPES[role] for role, t in found.items()
+    ):
         return None
     return Drawn(
-        traces=traces,
+        traces=found,
         titles=[t for p in plots for t in p["titles"]],
         heat_images=[h for p in plots for h in p["heatImages"]],
         bars=sum(p["bars"] for p in plots),
@@ -96,6 +116,7 @@ class State:
     counterfactual: bool = False
     channel: int | None = None  # None: the channel with the largest alpha
     bars: int = DEFAULT_BARS
+    method: str = "gradcam"
 
 
 @dataclass
@@ -118,15 +139,16 @@ class Expected:
         k = self.channel
         problems: list[str] = []
         maps = {
-            1: self.heatmap,
-            2: self.coarse,
-            3: self.activations[k],
-            4: self.weights[k] * self.activations[k],
+            R.HEATMAP: self.heatmap,
+            R.COARSE: self.coarse,
+            R.ACTIVATION: self.activations[k],
+            R.CONTRIBUTION: self.weights[k] * self.activations[k],
         }
-        for index, values in maps.items():
-            problems += _compare_map(NAMES[index], drawn.columns(index), values, whole=index > 1)
-        problems += self._compare_bars(drawn.traces[5])
-        shown = len(drawn.traces[5].get("customdata") or [])
+        for role, values in maps.items():
+            whole = role != R.HEATMAP  # maps on the layer's grid are drawn cell by cell
+            problems += _compare_map(NAMES[role], drawn.columns(role), values, whole=whole)
+        problems += self._compare_bars(drawn.traces[R.BARS])
+        shown = len(drawn.traces[R.BARS].get("customdata") or [])
         if drawn.bars != shown:
             problems.append(f"bars: {drawn.bars} bars rendered for {shown} in the data")
         if not any(f"<sup>{k}</sup>" in title for title in drawn.titles):
@@ -286,6 +308,7 @@ class PanelWalk:
             layer=state.layer,
             target=state.target,
             counterfactual=state.counterfactual,
+            method=state.method,
         )
         return Expected(
             state,
@@ -345,7 +368,8 @@ class PanelWalk:
         )
 
     def run(self, first_timeout: float) -> list[Step]:
-        """Initial state, another class, counterfactual, another layer, a clicked bar."""
+        """Initial state, another class, counterfactual, another layer, a clicked bar, and another
+        method."""
         started = time.monotonic()
         drawn = wait_for(
             self.watch,
@@ -404,7 +428,7 @@ class PanelWalk:
         # Click the tallest bar of a channel other than the one shown.
         shown = self.expected(state).channel
         assert self.drawn is not None
-        bars = self.drawn.traces[5]
+        bars = self.drawn.traces[R.BARS]
         channels = [int(c) for c in bars["customdata"]]
         heights = [abs(float(v)) for v in bars["y"]]
         pick = max((i for i, c in enumerate(channels) if c != shown), key=lambda i: heights[i])
@@ -421,6 +445,18 @@ class PanelWalk:
         self.click_bar(pick)
         state = State(state.layer, target, counterfactual=True, channel=channels[pick])
         self.settle("channel", state, started, changed_images=1)
+
+        # Another method: Grad-CAM++ from the method list (same layer: the channel stays).
+        methods = dropdown(self.panel, "method")
+        labels = options(methods)
+        if "Grad-CAM++" not in labels:
+            raise BrowserError(f"{self.name}: the method list {labels} lacks Grad-CAM++")
+        started = time.monotonic()
+        methods.select_option(label="Grad-CAM++")
+        state = State(
+            state.layer, target, counterfactual=True, channel=channels[pick], method="gradcam++"
+        )
+        self.settle("method", state, started, changed_images=1)
         return self.steps
 
     def _check_controls(self, state: State) -> None:

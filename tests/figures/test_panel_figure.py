@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 import pytest
 
 from camwidgets.figures import (
-    BARS,
     PanelView,
+    TraceRole,
     apply,
     compose,
     panel_figure,
@@ -32,6 +32,7 @@ def view(seed: int, channel: int | None = None, side: int = 6) -> PanelView:
 
 def test_panel_figure_layout() -> None:
     fig = panel_figure(view(0))
+    assert [t.name for t in fig.data] == [r.label for r in TraceRole]
     assert [t.type for t in fig.data] == [
         "image",
         "heatmap",
@@ -40,8 +41,14 @@ def test_panel_figure_layout() -> None:
         "heatmap",
         "bar",
     ]
-    assert fig.data[BARS].type == "bar" and fig.data[BARS].xaxis == "x5"
-    assert [t.xaxis for t in fig.data[:5]] == ["x", "x", "x2", "x3", "x4"]
+    assert fig.data[TraceRole.BARS].type == "bar" and fig.data[TraceRole.BARS].xaxis == "x5"
+    axes = {r: fig.data[r].xaxis for r in TraceRole}
+    assert axes[TraceRole.PICTURE] == axes[TraceRole.HEATMAP] == "x"
+    assert [axes[TraceRole.COARSE], axes[TraceRole.ACTIVATION], axes[TraceRole.CONTRIBUTION]] == [
+        "x2",
+        "x3",
+        "x4",
+    ]
     assert len(fig.layout.annotations) == 5
     assert sum(t.type == "heatmap" and t.showscale is not False for t in fig.data) == 4
 

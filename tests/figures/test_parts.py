@@ -29,6 +29,12 @@ def drawn(trace: go.Heatmap) -> np.ndarray:
     return to_grid(np.asarray(trace.x), np.asarray(trace.y), np.asarray(trace.z))[2]
 
 
+def heat_of(fig: go.Figure) -> go.Heatmap:
+    """The heat-map trace of an overlay figure (picture first, then the heat map)."""
+    _, heat = fig.data
+    return heat
+
+
 def test_overlay_draws_the_heat_map_over_the_picture() -> None:
     fig = overlay_figure(PICTURE, HEAT, opacity=0.4, colorscale="Turbo")
     image, heat = fig.data
@@ -41,15 +47,15 @@ def test_overlay_draws_the_heat_map_over_the_picture() -> None:
 
 
 def test_overlay_normalises_only_the_colour_range() -> None:
-    small, big = overlay_figure(PICTURE, HEAT).data[1], overlay_figure(PICTURE, HEAT * 10).data[1]
+    small, big = heat_of(overlay_figure(PICTURE, HEAT)), heat_of(overlay_figure(PICTURE, HEAT * 10))
     np.testing.assert_allclose(np.asarray(big.z), np.asarray(small.z) * 10, rtol=1e-6)
     assert big.zmax == pytest.approx(small.zmax * 10)
-    flat = overlay_figure(PICTURE, np.zeros_like(HEAT)).data[1]
+    flat = heat_of(overlay_figure(PICTURE, np.zeros_like(HEAT)))
     assert flat.zmax == 1.0 and not np.asarray(flat.z).any()
 
 
 def test_overlay_sampling_keeps_exact_values_at_the_drawn_pixels() -> None:
-    heat = overlay_figure(PICTURE, HEAT, max_side=8).data[1]
+    heat = heat_of(overlay_figure(PICTURE, HEAT, max_side=8))
     rows, cols, values = to_grid(np.asarray(heat.x), np.asarray(heat.y), np.asarray(heat.z))
     assert values.shape == (8, 8) and rows[-1] == 39 and cols[-1] == 49
     np.testing.assert_array_equal(values, HEAT[np.ix_(rows, cols)])
@@ -59,11 +65,14 @@ def test_overlay_sampling_keeps_exact_values_at_the_drawn_pixels() -> None:
 
 
 def test_coarse_map_shows_signed_values_cell_by_cell() -> None:
-    trace = coarse_figure(COARSE).data[0]
+    (trace,) = coarse_figure(COARSE).data
     np.testing.assert_array_equal(drawn(trace), COARSE)
-    assert trace.zmid == 0 and trace.texttemplate == "%{z:.2g}"
+    limit = float(np.abs(COARSE).max())  # symmetric range: 0 is white, red and blue comparable
+    assert trace.zmin == pytest.approx(-limit) and trace.zmax == pytest.approx(limit)
+    assert trace.texttemplate == "%{z:.2g}" and trace.colorbar.title.text == "Σ α·A"
     assert "Σ α·A = %{z" in trace.hovertemplate
-    assert coarse_figure(np.zeros((14, 14), np.float32)).data[0].texttemplate == ""
+    (big,) = coarse_figure(np.zeros((14, 14), np.float32)).data
+    assert big.texttemplate == ""
 
 
 def test_top_channels_by_magnitude_sorted_by_value() -> None:
@@ -75,7 +84,7 @@ def test_top_channels_by_magnitude_sorted_by_value() -> None:
 
 
 def test_weight_bars_carry_channel_values_and_sign_colours() -> None:
-    bars = weights_figure(WEIGHTS, count=5, selected=int(np.argmax(WEIGHTS))).data[0]
+    (bars,) = weights_figure(WEIGHTS, count=5, selected=int(np.argmax(WEIGHTS))).data
     chosen = sorted(
         sorted(range(12), key=lambda k: -abs(WEIGHTS[k]))[:5], key=lambda k: -WEIGHTS[k]
     )

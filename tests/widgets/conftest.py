@@ -135,59 +135,25 @@ def _two_threads() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def grid_of(trace: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, cols, values) of a heat-map trace drawn from (x, y, z) columns."""
-    from camwidgets.figures import to_grid
-
-    return to_grid(np.asarray(trace.x), np.asarray(trace.y), np.asarray(trace.z))
-
-
-def strongest(weights: np.ndarray, count: int) -> list[int]:
-    """Independently: the ``count`` channels with the largest |alpha|, by alpha, largest first."""
-    chosen = sorted(range(weights.size), key=lambda k: -abs(float(weights[k])))[:count]
-    return sorted(chosen, key=lambda k: -float(weights[k]))
-
-
-def assert_figure_shows(fig: Any, result: Any, channel: int | None, bars: int) -> None:
-    """The panel figure draws ``result`` (a CamResult from a separate engine) exactly.
-
-    Trace order: 0 picture, 1 heat map, 2 coarse, 3 A^k, 4 alpha_k A^k, 5 bars.
-    """
-    close = {"rtol": 1e-5, "atol": 1e-6}
-    heat = result.heatmap.numpy()
-    rows, cols, drawn = grid_of(fig.data[1])
-    assert rows[0] == 0 and rows[-1] == heat.shape[0] - 1
-    assert cols[0] == 0 and cols[-1] == heat.shape[1] - 1
-    np.testing.assert_allclose(drawn, heat[np.ix_(rows, cols)], **close)
-    _, _, coarse = grid_of(fig.data[2])
-    np.testing.assert_allclose(coarse, result.coarse.numpy(), **close)
-    weights = result.weights.numpy()
-    k = int(np.argmax(weights)) if channel is None else channel
-    activation = result.activations.numpy()[k]
-    np.testing.assert_allclose(grid_of(fig.data[3])[2], activation, **close)
-    np.testing.assert_allclose(grid_of(fig.data[4])[2], weights[k] * activation, **close)
-    expected = strongest(weights, bars)
-    assert list(fig.data[5].customdata) == expected
-    np.testing.assert_allclose(fig.data[5].y, weights[expected], **close)
-    widths = list(fig.data[5].marker.line.width)
-    assert widths == [2.5 if c == k else 0 for c in expected]
-
-
-@pytest.fixture
-def shows() -> Callable[..., None]:
-    """``shows(fig, result, channel, bars)``: assert the figure draws ``result``."""
-    return assert_figure_shows
-
-
-@pytest.fixture
-def grid() -> Callable[[Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``grid(trace)``: the (rows, cols, values) a heat-map trace draws."""
-    return grid_of
-
-
 @pytest.fixture(scope="session")
 def kit() -> Any:
     """The helpers above, for tests (conftest modules are not imported by name)."""
     from types import SimpleNamespace
 
     return SimpleNamespace(classes=CLASSES, hooks=hooks, transform=small_transform, picture=picture)
+
+
+@pytest.fixture
+def shows() -> Callable[..., None]:
+    """``shows(fig, result, channel, bars)``: assert the figure draws ``result``."""
+    from tests.widgets.helpers import assert_figure_shows
+
+    return assert_figure_shows
+
+
+@pytest.fixture
+def grid() -> Callable[[Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``grid(trace)``: the (rows, cols, values) a heat-map trace draws."""
+    from tests.widgets.helpers import grid_of
+
+    return grid_of

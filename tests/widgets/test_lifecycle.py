@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-from plotly.callbacks import Points
 
 from camwidgets import Explorer
 from camwidgets.engine import GradCAM
-from camwidgets.figures import BARS
+from camwidgets.figures import TraceRole
 from camwidgets.widgets.figure_widget import FigureWidget
 from camwidgets.widgets.panel import Panel
+from tests.widgets.helpers import click
 
 
 def live(kind: type) -> int:
@@ -49,8 +49,9 @@ def test_show_again_does_not_grow_memory(
     make_engine: Callable[..., GradCAM], images: list[np.ndarray]
 ) -> None:
     ex = Explorer(make_engine())
-    for _ in range(2):  # warm up: caches of plotly validators, torch kernels, the engine
+    for _ in range(3):  # warm up: caches of plotly validators, torch kernels, the engine
         ex.show(images[:2])
+        ex.panel.controls.counterfactual.value = not ex.panel.controls.counterfactual.value
     tracemalloc.start()
     try:
         gc.collect()
@@ -108,8 +109,7 @@ def test_widget_callbacks_do_not_keep_the_panel_alive(
     del panel
     gc.collect()
     assert ref() is None
-    points = Points(point_inds=[0], xs=[None], ys=[None], trace_name=None, trace_index=BARS)
-    figure.data[BARS]._dispatch_on_click(points, None)  # a no-op now, not an error
+    click(figure, 0)  # a no-op now, not an error
     controls.counterfactual.value = True
     figure.close()
 
@@ -122,14 +122,18 @@ def test_show_displays_once_per_cell(
 
     class Shell:
         execution_count = 7
+        kernel = object()  # a Jupyter kernel (whose request metadata is unknown here)
 
     shown: list[Any] = []
     monkeypatch.setattr(IPython, "get_ipython", lambda: Shell)
-    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False, **kw: shown.append(obj))
     ex = Explorer(make_engine())
     root = ex.show(images[0])
     model_id = root.model_id
-    assert [s["application/vnd.jupyter.widget-view+json"]["model_id"] for s in shown] == [model_id]
+    views = [s for s in shown if "application/vnd.jupyter.widget-view+json" in s]
+    assert [s["application/vnd.jupyter.widget-view+json"]["model_id"] for s in views] == [model_id]
+    assert "camwidgets:" in shown[0]["text/plain"]  # a busy line came first
+    shown[:] = views
     root._ipython_display_()  # the same cell's last value: already on screen
     assert len(shown) == 1
     Shell.execution_count = 8
@@ -166,7 +170,7 @@ def test_figure_exports_the_current_view_at_full_resolution(
     assert type(fig) is go.Figure and len(fig.data) == 6
     result = ex.result
     assert result is not None and result.layer == "layer3" and result.counterfactual
-    heat = grid(fig.data[1])[2]
+    heat = grid(fig.data[TraceRole.HEATMAP])[2]
     assert heat.shape == result.heatmap.shape
     np.testing.assert_array_equal(heat, result.heatmap.numpy())
     path = ex.save_html(tmp_path / "view.html", include_plotlyjs=False)
@@ -203,3 +207,100 @@ def test_updates_wait_for_a_new_views_first_draw(
         ex.panel.controls.counterfactual.value = False
     assert [m for m in sent.messages if m[0] == "FigureWidget"], "later updates flow again"
     ex.close()
+
+
+class FakeKernel:
+    """What ``root.current_cell`` reads from ipykernel: the request being handled."""
+
+    def __init__(self) -> None:
+        self.cell = "cell-a"
+
+    def get_parent(self) -> dict[str, Any]:
+        return {"metadata": {"cellId": self.cell}, "content": {"code": "..."}}
+
+
+@pytest.fixture
+def kernel(monkeypatch: Any) -> FakeKernel:
+    """A kernel-like IPython shell whose displays go nowhere."""
+    import IPython
+    import IPython.display
+
+    fake = FakeKernel()
+
+    class Shell:
+        execution_count = 1
+        kernel = fake
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell)
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False, **kw: None)
+    return fake
+
+
+@pytest.mark.slow
+def test_rerunning_a_cell_frees_the_previous_panel_and_engine(
+    model: Any, images: list[np.ndarray], kit: Any, kernel: FakeKernel
+) -> None:
+    from ipywidgets.widgets.widget import _instances
+
+    def cell() -> Explorer:  # `ex = Explorer(model, ...); ex.show(img)`, run again and again
+        ex = Explorer(model, classes=kit.classes, transform=kit.transform(), layers=["layer4"])
+        ex.show(images[0])
+        return ex
+
+    engines: list[weakref.ref[GradCAM]] = []
+    out = []  # IPython's output history keeps every returned box
+    ex = cell()
+    registered = len(_instances)
+    tracemalloc.start()  # before the runs compared: what they free was traced too
+    try:
+        for run in range(5):
+            engines.append(weakref.ref(ex.engine))
+            ex = cell()  # no gc.collect() here: the panel frees what it must itself
+            out.append(ex.panel.root)
+            if run == 1:
+                before = tracemalloc.get_traced_memory()[0]
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert [r() is None for r in engines] == [True] * 5  # every replaced engine is gone
+    assert len(_instances) == registered  # the old panels' widgets are closed
+    assert grown < 3 * 64 * 1024, f"{grown} bytes over 3 re-runs"
+    assert ex.result is not None and not ex.panel.closed  # the newest panel is alive
+
+
+def test_a_panel_shown_in_another_cell_stays(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray], kernel: FakeKernel
+) -> None:
+    first = Explorer(make_engine())
+    first.show(images[0])
+    kernel.cell = "cell-b"
+    first.show(images[1])  # the same panel, now also shown from cell b
+    kernel.cell = "cell-a"
+    second = Explorer(make_engine())
+    second.show(images[0])  # cell a re-run with a new Explorer: cell b still shows the first
+    assert not first.panel.closed and first.panel.root.panel is first.panel
+    kernel.cell = "cell-b"
+    third = Explorer(make_engine())
+    old = first.panel
+    third.show(images[2])  # now nothing shows the first panel any more
+    assert old.closed and old.root.children == () and old.root.panel is None
+    assert first.panel is not old and not first.panel.closed  # a new panel on next use
+    first.show(images[0])
+    assert first.result is not None
+    assert not second.panel.closed and not third.panel.closed
+
+
+def test_an_undisplayed_explorer_is_freed_with_its_widgets(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    from ipywidgets.widgets.widget import _instances
+
+    registered = set(_instances)
+    engine = make_engine()
+    ex = Explorer(engine)
+    root = ex.show(images[0])  # no kernel: nothing displays it
+    ref = weakref.ref(engine)
+    del ex, engine
+    gc.collect()
+    assert ref() is None and set(_instances) == registered
+    assert root.panel is None

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from plotly.callbacks import Points
 
 from camwidgets import Explorer
 from camwidgets.engine import default_transform
-from camwidgets.figures import BARS
+from camwidgets.figures import TraceRole
 from camwidgets.widgets.figure_widget import FigureWidget
 from camwidgets.widgets.panel import WIRE_MAX_SIDE
 from camwidgets.widgets.traffic import Traffic, traffic
+from tests.widgets.helpers import click
 
 BUDGET = 64 * 1024
 
@@ -43,16 +43,15 @@ def test_updates_fit_the_budget_and_send_the_map_as_binary(explorer: Explorer) -
     fig = explorer.panel.figure
     assert explorer.panel.error.value == ""
 
-    def click() -> None:
-        points = Points(point_inds=[1], xs=[None], ys=[None], trace_name=None, trace_index=BARS)
-        fig.data[BARS]._dispatch_on_click(points, None)
+    def click_second() -> None:
+        click(fig, 1)
 
     second = c.target.options[1][1]
     actions = {
         "counterfactual": lambda: setattr(c.counterfactual, "value", True),
         "class": lambda: setattr(c.target, "value", second),
         "layer": lambda: setattr(c.layer, "value", "layer3"),
-        "click": click,
+        "click": click_second,
         "bars": lambda: setattr(c.bars, "value", 40),
         "opacity": lambda: setattr(c.opacity, "value", 0.3),
     }
@@ -72,7 +71,8 @@ def test_a_2d_map_would_be_sent_as_json(explorer: Explorer) -> None:
     import plotly.graph_objects as go
 
     fig = FigureWidget(go.Figure(go.Heatmap(z=np.zeros((224, 224), np.float32))))
-    sent = measure(lambda: setattr(fig.data[0], "z", np.random.rand(224, 224).astype(np.float32)))
+    (heat,) = fig.data
+    sent = measure(lambda: setattr(heat, "z", np.random.rand(224, 224).astype(np.float32)))
     assert sent.binary == 0 and sent.bytes > 500_000
     fig.close()
 
@@ -107,10 +107,12 @@ def test_a_late_front_end_gets_the_current_figure(explorer: Explorer, grid: Any)
     fig = explorer.panel.figure
     explorer.panel.controls.layer.value = "layer3"
     state, paths, buffers = _remove_buffers(fig.get_state())
-    z = next(b for p, b in zip(paths, buffers, strict=True) if p[:3] == ["_widget_data", 2, "z"])
-    np.testing.assert_array_equal(np.frombuffer(z, np.float32), np.asarray(fig.data[2].z))
+    coarse_z = ["_widget_data", TraceRole.COARSE, "z"]
+    z = next(b for p, b in zip(paths, buffers, strict=True) if p[:3] == coarse_z)
+    drawn = np.asarray(fig.data[TraceRole.COARSE].z)
+    np.testing.assert_array_equal(np.frombuffer(z, np.float32), drawn)
     assert explorer.result is not None and explorer.result.layer == "layer3"
-    _, _, coarse = grid(fig.data[2])
+    _, _, coarse = grid(fig.data[TraceRole.COARSE])
     np.testing.assert_array_equal(coarse, explorer.result.coarse.numpy())
     titles = [a["text"] for a in state["_widget_layout"]["annotations"]]
     assert titles == [a.text for a in fig.layout.annotations]

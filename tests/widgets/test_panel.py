@@ -2,47 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import pytest
-from plotly.callbacks import Points
 
 from camwidgets import Explorer
 from camwidgets.engine import GradCAM
-from camwidgets.figures import BARS
 from camwidgets.widgets.figure_widget import FigureWidget
 from camwidgets.widgets.panel import Panel
+from tests.widgets.helpers import R, click, passes
 
 
-@contextmanager
-def passes(engine: GradCAM, forwards: int, backwards: int | tuple[int, int]) -> Iterator[None]:
-    """Assert the block ran ``forwards`` model forwards and ``backwards`` (or a range) backwards."""
-    before = engine.cache_info()
-    yield
-    after = engine.cache_info()
-    ran = (after.forwards - before.forwards, after.backwards - before.backwards)
-    low, high = backwards if isinstance(backwards, tuple) else (backwards, backwards)
-    assert ran[0] == forwards and low <= ran[1] <= high, f"ran {ran} (forwards, backwards)"
-
-
-def click(fig: go.FigureWidget, bar: int) -> None:
-    """Click bar number ``bar`` the way plotly's front-end message handler dispatches it."""
-    points = Points(point_inds=[bar], xs=[None], ys=[None], trace_name=None, trace_index=BARS)
-    fig.data[BARS]._dispatch_on_click(points, None)
-
-
-def snapshot(fig: go.FigureWidget) -> list[int]:
+def snapshot(fig: Any) -> list[int]:
     """Identities of the widget and its traces: in-place updates keep them."""
     return [id(fig), *map(id, fig.data)]
 
 
 @pytest.fixture
 def explorer(make_engine: Callable[..., GradCAM], images: list[np.ndarray]) -> Explorer:
-    ex = Explorer(make_engine())
+    ex = Explorer(make_engine(), all_layer_gradients=True)
     ex.show(images[:2])
     return ex
 
@@ -83,7 +63,8 @@ def test_every_control_updates_in_place_to_the_engine_result(
         shows(fig, reference.explain(images[0], **state), None, c.bars.value)
     c.opacity.value = 0.25
     c.colorscale.value = "Viridis"
-    assert fig.data[1].opacity == 0.25 and fig.data[1].colorscale[0][1] == "#440154"
+    heat = fig.data[R.HEATMAP]
+    assert heat.opacity == 0.25 and heat.colorscale[0][1] == "#440154"
     c.image.value = 1
     shows(fig, reference.explain(images[1], layer="layer3"), None, c.bars.value)
     assert c.target.value == reference.predict(images[1], k=1)[0].index  # type: ignore[union-attr]
@@ -94,7 +75,7 @@ def test_model_passes_are_what_the_cache_promises(
     make_engine: Callable[..., GradCAM], images: list[np.ndarray]
 ) -> None:
     engine = make_engine()
-    ex = Explorer(engine)
+    ex = Explorer(engine, all_layer_gradients=True)
     with passes(engine, 1, 1):
         ex.show(images[0])
     c = ex.panel.controls
@@ -127,17 +108,17 @@ def test_clicking_a_bar_shows_that_channel(
 ) -> None:
     panel = explorer.panel
     reference = make_engine().explain(images[0])
-    bars = panel.figure.data[BARS]
+    bars = panel.figure.data[R.BARS]
     channel = int(bars.customdata[3])
     with passes(explorer.engine, 0, 0):
         click(panel.figure, 3)
     shows(panel.figure, reference, channel, panel.controls.bars.value)
-    assert panel.view.channel == channel
+    assert panel.view.channel == channel == panel.state.channel
     assert f"A<sup>{channel}</sup>" in panel.figure.layout.annotations[2].text
     panel.controls.counterfactual.value = True  # same layer: the chosen channel stays
     shows(panel.figure, make_engine().explain(images[0], counterfactual=True), channel, 20)
     panel.controls.layer.value = "layer3"  # another layer: back to its strongest channel
-    assert panel.view.channel is None
+    assert panel.view.channel is None and panel.state.channel is None
 
 
 def test_search_explains_any_class(
@@ -148,24 +129,52 @@ def test_search_explains_any_class(
     top = [value for _, value in c.target.options]
     rare = next(i for i in range(10) if i not in top)
     with passes(explorer.engine, 0, 1):
-        c.search.value = f"{rare}: class {rare}"
+        c.search.value = f"CLASS {rare}"  # a name in any case, submitted with Enter
     assert c.target.value == rare and rare in [v for _, v in c.target.options]
-    assert c.search.value == ""
+    assert c.search.value == "" and panel.error.value == ""
     shows(panel.figure, make_engine().explain(images[0], target=rare), None, c.bars.value)
     with passes(explorer.engine, 0, 0):
-        c.search.value = "1: cla"  # partial input selects nothing
-    assert c.target.value == rare
+        c.search.value = "clas 1"  # not a class: suggestions, nothing else changes
+    assert c.target.value == rare == panel.state.target
+    assert "did you mean" in panel.error.value and "&#x27;class 1&#x27; (1)" in panel.error.value
+    top1 = top[0]
+    with passes(explorer.engine, 0, 0):
+        c.search.value = str(top1)  # an index
+    assert c.target.value == top1 and panel.error.value == ""
 
 
-def test_layer_dropdown_lists_every_candidate_with_its_shape(
-    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+def test_layer_list_shows_the_stages_first_and_every_layer_on_demand(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray], shows: Any
 ) -> None:
     engine = make_engine(layers=None)
-    panel = Panel(engine)
-    labels = dict((value, label) for label, value in panel.controls.layer.options)
-    assert list(labels) == engine.layers and panel.controls.layer.value == engine.default_layer
-    assert labels["layer4"] == "layer4 (32×4×4)"
-    assert labels["layer1"] == "layer1 (8×32×32)"
+    stages = ["layer1", "layer2", "layer3", "layer4"]  # the tiny ResNet's stages, by hand
+    assert engine.layers != stages and set(stages) <= set(engine.layers)
+    ex = Explorer(engine)
+    ex.show(images[0])
+    c = ex.panel.controls
+    labels = dict((value, label) for label, value in c.layer.options)
+    assert list(labels) == stages and c.layer.value == engine.default_layer == "layer4"
+    assert labels["layer4"] == "layer4 (32×4×4)" and labels["layer1"] == "layer1 (8×32×32)"
+    assert (
+        c.all_layers.layout.display is None and str(len(engine.layers)) in c.all_layers.description
+    )
+    c.all_layers.value = True
+    assert [v for _, v in c.layer.options] == engine.layers and ex.panel.state.all_layers
+    inner = next(n for n in engine.layers if n.startswith("layer2."))
+    c.layer.value = inner
+    shows(ex.panel.figure, make_engine(layers=None).explain(images[0], layer=inner), None, 20)
+    c.all_layers.value = False  # back to the stages; the layer shown stays listed
+    names = [v for _, v in c.layer.options]
+    assert names == [n for n in engine.layers if n in {*stages, inner}] and c.layer.value == inner
+    c.layer.value = "layer3"
+    assert [v for _, v in c.layer.options] == stages
+
+
+def test_no_all_layers_switch_when_every_layer_is_a_stage(
+    make_engine: Callable[..., GradCAM],
+) -> None:
+    panel = Panel(make_engine())  # layers restricted to layer1..layer4
+    assert panel.controls.all_layers.layout.display == "none"
 
 
 def test_status_line_says_what_is_shown_and_what_it_cost(explorer: Explorer) -> None:
@@ -188,7 +197,8 @@ def test_errors_show_in_the_panel_and_it_keeps_working(
     panel = explorer.panel
     engine = explorer.engine
     explain = engine.explain
-    shown = [np.asarray(t.z).copy() for t in panel.figure.data[1:5]]
+    maps = [R.HEATMAP, R.COARSE, R.ACTIVATION, R.CONTRIBUTION]
+    shown = [np.asarray(panel.figure.data[r].z).copy() for r in maps]
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("the model <refused> this layer")
@@ -197,13 +207,15 @@ def test_errors_show_in_the_panel_and_it_keeps_working(
     panel.controls.layer.value = "layer2"
     assert "ValueError: the model &lt;refused&gt; this layer" in panel.error.value
     assert all(
-        np.array_equal(np.asarray(t.z), z)
-        for t, z in zip(panel.figure.data[1:5], shown, strict=True)
+        np.array_equal(np.asarray(panel.figure.data[r].z), z)
+        for r, z in zip(maps, shown, strict=True)
     )
+    # The controls show what is drawn, not the choice that failed.
+    assert panel.controls.layer.value == panel.state.layer == "layer4"
     engine.explain = explain  # type: ignore[method-assign]
     panel.controls.counterfactual.value = True
     assert panel.error.value == ""
-    expected = make_engine().explain(images[0], layer="layer2", counterfactual=True)
+    expected = make_engine().explain(images[0], layer="layer4", counterfactual=True)
     shows(panel.figure, expected, None, panel.controls.bars.value)
 
 
@@ -229,3 +241,76 @@ def test_picker_appears_only_for_several_images(
     picker.value = 2
     expected = make_engine().explain(batch[2])
     assert ex.result is not None and ex.result.target == expected.target
+
+
+def test_the_panel_leaves_a_given_engine_as_configured(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray]
+) -> None:
+    engine = make_engine()
+    ex = Explorer(engine)
+    ex.show(images[0])
+    bare = make_engine()
+    bare.explain(images[0])  # what the same first view does to an engine nobody configured
+    assert engine.gradient_depth == bare.gradient_depth != engine.layers[0]
+    # A given engine records only the layers asked of it (nobody watched layer1), so a new layer
+    # costs this image one forward and this class one backward; the panel does not widen it.
+    with passes(engine, 1, 1):
+        ex.panel.controls.layer.value = "layer1"
+    own = Explorer(engine.model, transform=engine.transform, layers=["layer1", "layer4"])
+    assert own.engine.gradient_depth is None
+    own.show(images[0])  # the Explorer's own engine: one backward serves every layer
+    assert own.engine.gradient_depth == "layer1"
+    with passes(own.engine, 0, 0):
+        own.panel.controls.layer.value = "layer1"
+    with pytest.raises(TypeError, match="all_layer_gradients"):
+        Explorer(engine, all_layer_gradients="yes")  # type: ignore[arg-type]
+
+
+def test_target_is_settable_from_code_by_index_or_name(
+    make_engine: Callable[..., GradCAM], images: list[np.ndarray], shows: Any
+) -> None:
+    ex = Explorer(make_engine())
+    with pytest.raises(RuntimeError, match=r"show\(image\) first"):
+        ex.target = 3
+    ex.show(images[0])
+    top = [value for _, value in ex.panel.controls.target.options]
+    assert len(top) == 5
+    rare = [i for i in range(10) if i not in top]
+    ex.target = rare[0]  # outside the top 5: no TraitError, the class joins the list
+    assert ex.target == rare[0] == ex.panel.controls.target.value
+    ex.target = f"Class {rare[1]}"
+    assert ex.target == rare[1]
+    assert [v for _, v in ex.panel.controls.target.options] == [*top, rare[0], rare[1]]
+    shows(ex.panel.figure, make_engine().explain(images[0], target=rare[1]), None, 20)
+    with pytest.raises(ValueError, match=r"did you mean 'class 4' \(4\)"):
+        ex.target = "clas 4"
+    with pytest.raises(ValueError, match="out of range"):
+        ex.target = 10
+    assert ex.target == rare[1]  # a bad class from code raises and changes nothing
+    ex.target = np.int64(top[0])
+    assert ex.target == top[0] and ex.panel.error.value == ""
+
+
+def test_layer_method_and_counterfactual_settable_from_code(
+    explorer: Explorer, make_engine: Callable[..., GradCAM], images: list[np.ndarray], shows: Any
+) -> None:
+    explorer.layer = "layer3"
+    explorer.method = "gradcam++"
+    explorer.counterfactual = True
+    c = explorer.panel.controls
+    assert (c.layer.value, c.method.value, c.counterfactual.value) == ("layer3", "gradcam++", True)
+    expected = make_engine().explain(
+        images[0], layer="layer3", method="gradcam++", counterfactual=True
+    )
+    shows(explorer.panel.figure, expected, None, 20)
+    with pytest.raises(ValueError, match="unknown layer 'fc'"):
+        explorer.layer = "fc"
+    with pytest.raises(ValueError, match="not available at layer 'layer3'"):
+        explorer.method = "cam"
+    with pytest.raises(TypeError, match="must be a bool"):
+        explorer.counterfactual = 1  # type: ignore[assignment]
+    explorer.method = "eigencam"
+    assert not explorer.counterfactual
+    with pytest.raises(ValueError, match="no counterfactual"):
+        explorer.counterfactual = True
+    assert explorer.layer == "layer3" and explorer.method == "eigencam"
