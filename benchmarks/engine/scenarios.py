@@ -287,16 +287,19 @@ def run_model(
     base = build(name, device)
     singles, sessions = make_all(base, peers, copy.deepcopy)
 
+    warmup = 2 if settings.cuda else 1  # CUDA: kernel selection and allocator growth first
     generator = torch.Generator().manual_seed(1)
-    images = torch.randn(settings.one_repeats + 1, 1, 3, SIZE, SIZE, generator=generator)
-    batches = torch.randn(settings.repeats + 1, settings.batch, 3, SIZE, SIZE, generator=generator)
+    # One fresh input per round, the untimed warm-up rounds included.
+    images = torch.randn(settings.one_repeats + warmup, 1, 3, SIZE, SIZE, generator=generator)
+    batches = torch.randn(
+        settings.repeats + warmup, settings.batch, 3, SIZE, SIZE, generator=generator
+    )
     session_image = torch.randn(1, 3, SIZE, SIZE, generator=generator)
     images, batches, session_image = images.to(device), batches.to(device), session_image.to(device)
     with torch.no_grad():
         top = base(session_image)[0].topk(TOP).indices.tolist()
         batch_targets = [base(b).argmax(dim=1).tolist() for b in batches]
     peak: dict[str, dict[str, float]] = {}
-    warmup = 2 if settings.cuda else 1  # CUDA: kernel selection and allocator growth first
 
     log(f"[{name}] (a) one map at layer4, {settings.one_repeats} repeats")
     run = round_robin(

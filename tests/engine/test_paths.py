@@ -444,6 +444,10 @@ def test_cuda_float16_model() -> None:
     for layer in ("layer4", "layer3"):
         res = engine.explain(x, layer=layer, target=[1, 2])
         assert bool(torch.isfinite(res.heatmap).all())
-        heat, _, _, _ = reference_gradcam(reference_model, x[:1].half().float(), layer, 1)
-        corr = torch.corrcoef(torch.stack([res.heatmap[0].ravel(), heat.cpu().ravel()]))[0, 1]
+        _, coarse, _, _ = reference_gradcam(reference_model, x[:1].half().float(), layer, 1)
+        # The signed coarse map: at layer4 class 1's ReLU'd map is all zero for this seed (in
+        # float32 too), which would make a correlation of heat maps undefined.
+        ours = res.coarse[0].ravel()
+        assert float(ours.std()) > 0
+        corr = torch.corrcoef(torch.stack([ours, coarse.cpu().ravel()]))[0, 1]
         assert float(corr) > 0.98
