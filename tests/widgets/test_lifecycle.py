@@ -52,18 +52,23 @@ def test_show_again_does_not_grow_memory(
     for _ in range(3):  # warm up: caches of plotly validators, torch kernels, the engine
         ex.show(images[:2])
         ex.panel.controls.counterfactual.value = not ex.panel.controls.counterfactual.value
+    # Two rounds of 6 re-shows, measured after each: one-off growth (first use of a code path
+    # after other tests ran, interned strings) lands in the first round; a leak grows both, so
+    # the second round is the one that must stay flat.
+    traced: list[int] = []
     tracemalloc.start()
     try:
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(6):
-            ex.show([images[0].copy(), images[1].copy()])
-            ex.panel.controls.counterfactual.value = not ex.panel.controls.counterfactual.value
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
+        for _ in range(2):
+            for _ in range(6):
+                ex.show([images[0].copy(), images[1].copy()])
+                value = ex.panel.controls.counterfactual.value
+                ex.panel.controls.counterfactual.value = not value
+            gc.collect()
+            traced.append(tracemalloc.get_traced_memory()[0])
     finally:
         tracemalloc.stop()
-    assert grown < 256 * 1024, f"memory grew by {grown} bytes over 6 re-shows"
+    grown = traced[1] - traced[0]
+    assert grown < 256 * 1024, f"memory grew by {grown} bytes over 6 more re-shows"
     assert ex.engine.cache_info().entries == 1  # the second image is never picked
 
 
