@@ -439,3 +439,44 @@ def test_audit_is_a_subcommand_of_the_one_cli(
     assert main(args) == 2  # exists: refused without --force, one line on stderr
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--force" in err[0]
+
+
+def test_audit_takes_the_same_model_files_as_explain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A whole pickled module works (predictions as the model gives them); a state_dict is a
+    one-line error, as for `explain`: one model loader for every subcommand."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=4).eval()
+    torch.save(model, tmp_path / "model.pt")
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        pixels = rng.integers(0, 256, (80, 90, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"p{i}.png")
+    out = tmp_path / "a.parquet"
+    args = ["audit", str(folder), "--size", "64", "--out", str(out)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.load of a whole module warns about pickles
+        assert main([*args, "--model", str(tmp_path / "model.pt")]) == 0
+    table = pq.read_table(out).to_pandas().sort_values("id")
+    transform = default_transform(64)
+    expected = []
+    for path in sorted(folder.glob("*.png")):
+        with torch.no_grad():
+            x = transform(Image.open(path).convert("RGB"))[None]
+            expected.append(int(model(x).argmax()))
+    assert table["target"].tolist() == expected
+    capsys.readouterr()
+    weights_only = [
+        *args[:-1],
+        str(tmp_path / "b.parquet"),
+        "--model",
+        str(tmp_path / "weights.pt"),
+    ]
+    assert main(weights_only) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "state_dict" in err[0]

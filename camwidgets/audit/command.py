@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from camwidgets.cli.errors import UsageError
+
 __all__ = ["add_parser", "main", "run"]
 
 EXAMPLE = (
@@ -40,8 +42,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         default="zoo:shapes",
-        help="zoo:shapes, zoo:shortcut, or a TorchScript / pickled torch.nn.Module file "
-        "(default: zoo:shapes)",
+        help="zoo:shapes, zoo:shortcut, torchvision:NAME[:WEIGHTS], or a file saved with "
+        "torch.save(model) (default: zoo:shapes)",
     )
     parser.add_argument("--out", required=True, help="output folder, e.g. audit.parquet")
     parser.add_argument("--layer", default=None, help="layer to explain (default: the last)")
@@ -81,10 +83,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-class UsageError(Exception):
-    """A mistake in the command line: reported in one line, exit status 2."""
-
-
 def _regions(text: str) -> int | tuple[int, int]:
     """``4`` or ``2x3``."""
     try:
@@ -97,37 +95,20 @@ def _regions(text: str) -> int | tuple[int, int]:
 
 
 def _model(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """The model argument: a zoo name, or a file, with its classes and transform."""
+    """The model argument: a zoo name (loaded by the audit itself), or anything the command
+    line's one model loader takes (torchvision:NAME, a file saved with ``torch.save(model)``),
+    with its classes and transform."""
     spec: str = args.model
     if spec.startswith("zoo:"):
         if args.classes:
             raise UsageError("--classes is for model files; zoo models know their classes")
         return spec, None, None
-    path = Path(spec)
-    if not path.is_file():
-        raise UsageError(f"--model {spec!r}: not zoo:shapes / zoo:shortcut and not a file")
-    import torch
-    from torch import nn
+    from camwidgets.cli.models import load_model
 
-    from camwidgets.engine.inputs import default_transform
-
-    model: Any
-    try:
-        model = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
-    except RuntimeError:
-        # Not TorchScript: a whole pickled module (which runs code from the file: trust it).
-        model = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(model, nn.Module):
-        raise UsageError(
-            f"--model {spec!r} holds a {type(model).__name__}, not a model; save the whole "
-            "module (torch.save(model)) or TorchScript, not a state_dict"
-        )
-    model.eval()
-    classes = None
-    if args.classes:
-        lines = Path(args.classes).read_text().splitlines()
-        classes = [ln.strip() for ln in lines if ln.strip()]
-    return model, classes, default_transform(args.size)
+    loaded = load_model(spec, classes_file=args.classes, size=args.size)
+    for note in loaded.notes:
+        print(f"camwidgets audit: warning: {note}", file=sys.stderr)
+    return loaded.model, loaded.classes, loaded.transform
 
 
 def run(args: argparse.Namespace) -> int:
