@@ -18,6 +18,7 @@ from torch import nn
 from camwidgets import GradCAM
 from camwidgets.engine.layouts import Layout
 from tests.conftest import SIZE, assert_unchanged, resnet18, small_transform, snapshot
+from tests.engine.reference import layer_output_and_gradient
 
 Rearrange = Callable[[torch.Tensor], torch.Tensor]
 
@@ -50,27 +51,8 @@ def reference_layout_gradcam(
     sign: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(heatmap (N, H, W), coarse (N, h, w), alpha (N, K)) for a batch, from scratch."""
-    module = dict(model.named_modules())[layer]
-    stored: list[torch.Tensor] = []
-
-    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> torch.Tensor:
-        stored[:] = [out]
-        return out.clone()
-
-    handle = module.register_forward_hook(hook)
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        with torch.enable_grad():
-            scores = model(x.clone().requires_grad_(True))
-            picked = sum(scores[i, c] for i, c in enumerate(targets))
-            assert isinstance(picked, torch.Tensor)
-            (grad,) = torch.autograd.grad(sign * picked, stored[0])
-    finally:
-        handle.remove()
-        for m, flag in flags:
-            m.training = flag
-    activations = rearrange(stored[0].detach()).float()
+    output, grad = layer_output_and_gradient(model, x, layer, targets, sign)
+    activations = rearrange(output).float()
     alpha = rearrange(grad).float().mean(dim=(2, 3))
     coarse = (alpha[:, :, None, None] * activations).sum(1)
     heat = F.interpolate(

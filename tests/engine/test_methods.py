@@ -19,6 +19,7 @@ from torch import nn
 from camwidgets import GradCAM
 from camwidgets.engine.methods import METHODS, ScoreCAM
 from tests.conftest import SIZE, assert_unchanged, resnet18, small_transform, snapshot, tiny_net
+from tests.engine.reference import layer_output_and_gradient
 
 GRADIENT_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam")
 
@@ -27,22 +28,8 @@ def capture(
     model: nn.Module, x: torch.Tensor, layer: str, targets: list[int], sign: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """(A, sign * dY_c/dA) of ``layer`` for a batch, float64 numpy (N, K, h, w)."""
-    module = dict(model.named_modules())[layer]
-    stored: list[torch.Tensor] = []
-
-    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> torch.Tensor:
-        stored[:] = [out]
-        return out.clone()
-
-    handle = module.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            scores = model(x.clone().requires_grad_(True))
-            picked = scores[torch.arange(len(targets)), torch.tensor(targets)]
-            (grad,) = torch.autograd.grad(sign * picked.sum(), stored[0])
-    finally:
-        handle.remove()
-    return stored[0].detach().double().numpy(), grad.double().numpy()
+    output, grad = layer_output_and_gradient(model, x, layer, targets, sign)
+    return output.double().numpy(), grad.double().numpy()
 
 
 def weighted(alpha: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -519,21 +506,8 @@ def test_methods_on_token_and_channels_last_layers(arch: str) -> None:
     before = snapshot(model)
     engine = GradCAM(model, transform=small_transform())
     x = images(2, seed=17)
-    module = dict(model.named_modules())[layer]
-    stored: list[torch.Tensor] = []
-
-    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> torch.Tensor:
-        stored[:] = [out]
-        return out.clone()
-
-    handle = module.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            scores = model(x.clone().requires_grad_(True))
-            (grad,) = torch.autograd.grad(scores[0, 1] + scores[1, 3], stored[0])
-    finally:
-        handle.remove()
-    a = rearrange(stored[0].detach()).double().numpy()
+    output, grad = layer_output_and_gradient(model, x, layer, [1, 3])
+    a = rearrange(output).double().numpy()
     g = rearrange(grad).double().numpy()
     for method, reference in REFERENCES.items():
         res = engine.explain(x, layer=layer, target=[1, 3], method=method)
