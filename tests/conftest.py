@@ -119,3 +119,52 @@ def assert_unchanged(model: nn.Module, before: dict[str, object]) -> None:
         n: g is None
         for n, g in before["grads"].items()  # type: ignore[union-attr]
     }
+
+
+class Block(nn.Module):
+    """conv-bn-relu-conv-bn plus a (projected) shortcut, as in a ResNet basic block."""
+
+    def __init__(self, inp: int, out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inp, out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out)
+        self.conv2 = nn.Conv2d(out, out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.down = nn.Conv2d(inp, out, 1, stride, bias=False) if stride > 1 or inp != out else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.down is None else self.down(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class TinyResNet(nn.Module):
+    """A ResNet-shaped CNN: stem, layer1..layer4 (4 px maps at 64x64 input), avgpool, fc."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = Block(8, 8, 1)
+        self.layer2 = Block(8, 16, 2)
+        self.layer3 = Block(16, 24, 2)
+        self.layer4 = Block(24, 32, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def tiny_resnet(seed: int = 0) -> TinyResNet:
+    """A seeded TinyResNet in eval mode with BN statistics that are not trivial."""
+    torch.manual_seed(seed)
+    model = TinyResNet()
+    with_random_batchnorm(model)
+    return model

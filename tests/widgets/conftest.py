@@ -8,75 +8,16 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch import nn
-from torchvision import transforms
 
 from camwidgets.engine import GradCAM
-from tests.conftest import with_random_batchnorm
+from tests.conftest import (
+    TinyResNet,
+    small_transform,
+    tiny_resnet,
+)
+from tests.conftest import hook_state as hooks
 
-SIZE = 64
 CLASSES = [f"class {i}" for i in range(10)]
-
-
-class Block(nn.Module):
-    """conv-bn-relu-conv-bn plus a (projected) shortcut, as in a ResNet basic block."""
-
-    def __init__(self, inp: int, out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inp, out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out)
-        self.conv2 = nn.Conv2d(out, out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out)
-        self.relu = nn.ReLU(inplace=True)
-        self.down = nn.Conv2d(inp, out, 1, stride, bias=False) if stride > 1 or inp != out else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.down is None else self.down(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += identity
-        return self.relu(out)
-
-
-class TinyResNet(nn.Module):
-    """A ResNet-shaped CNN: stem, layer1..layer4 (4 px maps at 64x64 input), avgpool, fc."""
-
-    def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, 2, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.relu = nn.ReLU(inplace=True)
-        self.layer1 = Block(8, 8, 1)
-        self.layer2 = Block(8, 16, 2)
-        self.layer3 = Block(16, 24, 2)
-        self.layer4 = Block(24, 32, 2)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(32, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-def tiny_resnet(seed: int = 0) -> TinyResNet:
-    """A seeded TinyResNet in eval mode with BN statistics that are not trivial."""
-    torch.manual_seed(seed)
-    model = TinyResNet()
-    with_random_batchnorm(model)
-    return model
-
-
-def small_transform(size: int = SIZE) -> transforms.Compose:
-    """Resize and normalise to the tiny model's input size."""
-    return transforms.Compose(
-        [
-            transforms.Resize(size),
-            transforms.CenterCrop(size),
-            transforms.ToTensor(),
-            transforms.Normalize((0.5, 0.4, 0.3), (0.25, 0.2, 0.3)),
-        ]
-    )
 
 
 def picture(seed: int, size: tuple[int, int] = (80, 96)) -> np.ndarray:
@@ -88,19 +29,6 @@ def picture(seed: int, size: tuple[int, int] = (80, 96)) -> np.ndarray:
     base = rng.uniform(0, 1, 3)[None, None, :] * 0.5
     rgb = base + blob[..., None] * rng.uniform(0.3, 0.7, 3) + rng.normal(0, 0.05, (*size, 3))
     return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
-
-
-def hooks(model: nn.Module) -> list[tuple[str, int]]:
-    """The number of hooks of every kind on every module."""
-    kinds = (
-        "_forward_hooks",
-        "_forward_pre_hooks",
-        "_backward_hooks",
-        "_backward_pre_hooks",
-        "_forward_hooks_with_kwargs",
-        "_state_dict_hooks",
-    )
-    return [(f"{n}.{k}", len(getattr(m, k))) for n, m in model.named_modules() for k in kinds]
 
 
 @pytest.fixture
