@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .inputs import check_finite
+
 
 def describe_value(value: object) -> str:
     """``type value`` for messages, short, with numpy and torch scalars named precisely."""
@@ -236,3 +238,52 @@ def check_scores(scores: object, batch: int, score_fn: Callable[..., Any] | None
             "or torch.no_grad() inside the model or score_fn"
         )
     return scores
+
+
+def class_names(classes: Sequence[str] | Any | None, count: int) -> list[str]:
+    """Class names from a list, from torchvision weights' metadata, or "0".."count-1"."""
+    if classes is None:
+        return [str(i) for i in range(count)]
+    meta = getattr(classes, "meta", None)
+    if isinstance(meta, dict) and "categories" in meta:
+        classes = meta["categories"]
+    if isinstance(classes, str) or not isinstance(classes, Sequence):
+        raise TypeError("classes must be a list of names or torchvision weights with categories")
+    names = [str(c) for c in classes]
+    if len(names) != count:
+        raise ValueError(f"got {len(names)} class names but the model outputs {count} scores")
+    return names
+
+
+def check_scores_finite(scores: torch.Tensor) -> None:
+    """Non-finite scores make every map and probability NaN: refuse them, naming the cause."""
+    try:
+        check_finite(scores.detach())
+    except ValueError:
+        raise ValueError(
+            f"the model's scores contain NaN or infinite values for this input ({scores.dtype}); "
+            "an activation overflowed inside the model (inputs far outside the range it was "
+            "trained on, or float16 overflow); no map is computed from them"
+        ) from None
+
+
+def check_map(
+    coarse: torch.Tensor,
+    weights: torch.Tensor | None,
+    activations: torch.Tensor,
+    layer: str,
+    method: str,
+) -> None:
+    """A map must be finite; if not, say whether the activations, weights or method caused it."""
+    try:
+        check_finite(coarse)
+        return
+    except ValueError:
+        pass
+    cause = f"the method {method!r} produced them from finite inputs"
+    for what, tensor in (("activations", activations), ("channel weights", weights)):
+        if tensor is not None and not bool(torch.isfinite(tensor).all()):
+            cause = f"the {what} at layer {layer!r} are not finite (overflow inside the model)"
+            break
+    what = "output" if method == "activations" else f"{method} map"
+    raise ValueError(f"the {what} at layer {layer!r} contains NaN or inf: {cause}")

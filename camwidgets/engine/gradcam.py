@@ -24,17 +24,21 @@ from .checks import (
     as_index,
     as_positive_int,
     check_layers_argument,
+    check_map,
     check_scores,
+    check_scores_finite,
+    class_names,
+    describe_value,
     resolve_placement,
 )
 from .guided import guided_gradients
-from .inputs import ImageLike, Prepared, Transform, check_finite, default_transform, prepare
+from .inputs import ImageLike, Prepared, Transform, default_transform, prepare
 from .layers import Discovery, ScoreFn, default_layer, discover, resolve_layer, scores_of, stages
 from .layouts import Layout, parse_overrides
 from .locks import model_lock, serialized
 from .methods import METHODS as METHOD_REGISTRY
 from .methods import ClassScore, Method, MethodInputs, MethodOutput, get_method
-from .result import CacheInfo, CamResult, Prediction
+from .result import CacheInfo, CamResult, Prediction, assemble_result
 
 Target = int | str | None | Sequence[int | str]
 
@@ -183,7 +187,7 @@ class GradCAM:
         # The model's stages or blocks (plus the default): the readable list for a dropdown.
         self.stages: list[str] = stages(model, names, self.layer_shapes, self.default_layer)
         self.num_classes: int = found.num_classes
-        self.classes: list[str] = _class_names(classes, found.num_classes)
+        self.classes: list[str] = class_names(classes, found.num_classes)
         self._clone = frozenset(found.clone) & frozenset(names)
         # How each layer's output lies over the image grid; methods always see (N, C, h, w).
         self._layouts: dict[str, Layout] = {n: found.layouts[n] for n in names}
@@ -335,7 +339,7 @@ class GradCAM:
                 entry.outputs[key] = output
                 self._cache.shrink()
         coarse = output.coarse.float()
-        _check_map(coarse, output.weights, inputs.activations, name, chosen.name)
+        check_map(coarse, output.weights, inputs.activations, name, chosen.name)
         heatmap = F.interpolate(
             coarse.clamp_min(0).unsqueeze(1),
             size=prepared.size,
@@ -343,7 +347,8 @@ class GradCAM:
             align_corners=False,
         ).squeeze(1)
         pixels = output.pixels
-        return self._result(
+        return assemble_result(
+            self.classes,
             prepared.batched,
             entry.scores.detach().float(),
             classes,
@@ -470,7 +475,7 @@ class GradCAM:
         entry = self._forward(prepared.tensor, [name], gradients=False)
         record = entry.records[name]
         values = self._layouts[name].to_nchw(record.value(self.model), entry.size).float()
-        _check_map(values, None, values, name, "activations")
+        check_map(values, None, values, name, "activations")
         return values
 
     @serialized
@@ -481,7 +486,7 @@ class GradCAM:
         with evaluating(self.model), torch.no_grad():
             scores = scores_of(self.model(prepared.tensor), self.score_fn)
         self._forwards += 1
-        _check_scores_finite(scores)
+        check_scores_finite(scores)
         return scores.detach()
 
     @serialized
@@ -621,7 +626,7 @@ class GradCAM:
                 f"model scores have shape {tuple(scores.shape)}, expected "
                 f"({batch.shape[0]}, {self.num_classes}) as seen when the engine was built"
             )
-        _check_scores_finite(scores)
+        check_scores_finite(scores)
         seen: set[int] = set()
         nbytes = 0
         for record in records.values():
@@ -897,7 +902,7 @@ class GradCAM:
         except TypeError:
             raise TypeError(
                 "target must be a class index (int, numpy integer, 0-d integer tensor), a class "
-                f"name, None for the top-1 class, or a list of these, got {_kind(target)}"
+                f"name, None for the top-1 class, or a list of these, got {describe_value(target)}"
             ) from None
         if not 0 <= index < self.num_classes:
             raise ValueError(
@@ -924,85 +929,6 @@ class GradCAM:
                 fresh = dataclasses.replace(cam, weight=linear.weight.detach())
                 self._found = dataclasses.replace(self._found, cam=fresh)
 
-    def _result(
-        self,
-        batched: bool,
-        scores: torch.Tensor,
-        classes: tuple[int, ...],
-        maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor],
-        layer: str,
-        counterfactual: bool,
-        method: str,
-        cached: bool,
-        guided: torch.Tensor | None = None,
-    ) -> CamResult:
-        """Assemble a CamResult on the CPU, squeezing the batch axis for a single image."""
-        scores = scores.cpu()  # once: reading scores per image on a GPU would sync per element
-        probabilities = scores.softmax(dim=1)
-        rows = range(len(classes))
-        score = tuple(float(scores[i, c]) for i, c in zip(rows, classes, strict=True))
-        prob = tuple(float(probabilities[i, c]) for i, c in zip(rows, classes, strict=True))
-        names = tuple(self.classes[c] for c in classes)
-
-        def host(t: torch.Tensor | None) -> torch.Tensor | None:
-            if t is None:
-                return None
-            t = t.detach().float().cpu()
-            return t if batched else t[0]
-
-        heatmap, coarse, weights, activations = (host(t) for t in maps)
-        logits, guided_map = host(scores), host(guided)
-        assert heatmap is not None and coarse is not None and activations is not None
-        assert logits is not None
-        if batched:
-            return CamResult(
-                heatmap,
-                coarse,
-                weights,
-                activations,
-                classes,
-                names,
-                score,
-                prob,
-                layer=layer,
-                counterfactual=counterfactual,
-                method=method,
-                cached=cached,
-                logits=logits,
-                guided=guided_map,
-            )
-        return CamResult(
-            heatmap,
-            coarse,
-            weights,
-            activations,
-            classes[0],
-            names[0],
-            score[0],
-            prob[0],
-            layer=layer,
-            counterfactual=counterfactual,
-            method=method,
-            cached=cached,
-            logits=logits,
-            guided=guided_map,
-        )
-
-
-def _class_names(classes: Sequence[str] | Any | None, count: int) -> list[str]:
-    """Class names from a list, from torchvision weights' metadata, or "0".."count-1"."""
-    if classes is None:
-        return [str(i) for i in range(count)]
-    meta = getattr(classes, "meta", None)
-    if isinstance(meta, dict) and "categories" in meta:
-        classes = meta["categories"]
-    if isinstance(classes, str) or not isinstance(classes, Sequence):
-        raise TypeError("classes must be a list of names or torchvision weights with categories")
-    names = [str(c) for c in classes]
-    if len(names) != count:
-        raise ValueError(f"got {len(names)} class names but the model outputs {count} scores")
-    return names
-
 
 def _checked(score_fn: ScoreFn | None) -> ScoreFn:
     """The scoring step with the construction-time checks (see ``check_scores``)."""
@@ -1023,44 +949,3 @@ def _head_name(model: nn.Module, found: Discovery) -> str | None:
         if isinstance(module, nn.Linear) and module.weight.data_ptr() == address:
             return str(name)
     return None
-
-
-def _kind(value: object) -> str:
-    """``type value`` for messages."""
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r}"[:80]
-
-
-def _check_scores_finite(scores: torch.Tensor) -> None:
-    """Non-finite scores make every map and probability NaN: refuse them, naming the cause."""
-    try:
-        check_finite(scores.detach())
-    except ValueError:
-        raise ValueError(
-            f"the model's scores contain NaN or infinite values for this input ({scores.dtype}); "
-            "an activation overflowed inside the model (inputs far outside the range it was "
-            "trained on, or float16 overflow); no map is computed from them"
-        ) from None
-
-
-def _check_map(
-    coarse: torch.Tensor,
-    weights: torch.Tensor | None,
-    activations: torch.Tensor,
-    layer: str,
-    method: str,
-) -> None:
-    """A map must be finite; if not, say whether the activations, weights or method caused it."""
-    try:
-        check_finite(coarse)
-        return
-    except ValueError:
-        pass
-    cause = f"the method {method!r} produced them from finite inputs"
-    for what, tensor in (("activations", activations), ("channel weights", weights)):
-        if tensor is not None and not bool(torch.isfinite(tensor).all()):
-            cause = f"the {what} at layer {layer!r} are not finite (overflow inside the model)"
-            break
-    what = "output" if method == "activations" else f"{method} map"
-    raise ValueError(f"the {what} at layer {layer!r} contains NaN or inf: {cause}")

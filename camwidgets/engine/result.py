@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 
 import torch
@@ -100,6 +100,69 @@ class CamResult:
             f"({self.target_name!r}), score={self.score:.4g}, p={self.probability:.3f}, "
             f"heatmap {shape}, max {float(self.heatmap.max()):.4g}{mode})"
         )
+
+
+def assemble_result(
+    class_names: Sequence[str],
+    batched: bool,
+    scores: torch.Tensor,
+    classes: tuple[int, ...],
+    maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor],
+    layer: str,
+    counterfactual: bool,
+    method: str,
+    cached: bool,
+    guided: torch.Tensor | None = None,
+) -> CamResult:
+    """A CamResult on the CPU from the engine's (N, ...) tensors, the batch axis squeezed for a
+    single image. ``maps`` is (heatmap, coarse, weights or None, activations)."""
+    scores = scores.detach().float().cpu()  # once: per-element reads on a GPU would each sync
+    probabilities = scores.softmax(dim=1)
+    rows = range(len(classes))
+    score = tuple(float(scores[i, c]) for i, c in zip(rows, classes, strict=True))
+    prob = tuple(float(probabilities[i, c]) for i, c in zip(rows, classes, strict=True))
+    names = tuple(class_names[c] for c in classes)
+
+    def host(t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None:
+            return None
+        t = t.detach().float().cpu()
+        return t if batched else t[0]
+
+    heatmap, coarse, weights, activations = (host(t) for t in maps)
+    logits, guided_map = host(scores), host(guided)
+    assert heatmap is not None and coarse is not None and activations is not None
+    assert logits is not None
+    common = {"layer": layer, "counterfactual": counterfactual, "method": method}
+    if batched:
+        return CamResult(
+            heatmap,
+            coarse,
+            weights,
+            activations,
+            classes,
+            names,
+            score,
+            prob,
+            cached=cached,
+            logits=logits,
+            guided=guided_map,
+            **common,  # type: ignore[arg-type]
+        )
+    return CamResult(
+        heatmap,
+        coarse,
+        weights,
+        activations,
+        classes[0],
+        names[0],
+        score[0],
+        prob[0],
+        cached=cached,
+        logits=logits,
+        guided=guided_map,
+        **common,  # type: ignore[arg-type]
+    )
 
 
 @dataclass(frozen=True)
