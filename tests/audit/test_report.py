@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from camwidgets.audit import Audit, audit, grid_regions, write_report
-from camwidgets.audit.report import grid_shape, report_figures
+from camwidgets.audit import Audit, audit, grid_regions, report_figures, write_report
+from camwidgets.audit.report import grid_shape
 from camwidgets.audit.results import upsample
 
 ROOT = Path(__file__).resolve().parents[2]
