@@ -267,12 +267,19 @@ def write_html(
         f"source {config['source'].get('kind')}; backend {config['backend']}"
     )
     parts = [
-        fig.to_html(full_html=False, include_plotlyjs=i == 0, div_id=f"audit-{name}")
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs=i == 0,
+            div_id=f"audit-{name}",
+            # The page's width, also after a resize (the figures set no width of their own).
+            config={"responsive": True},
+            default_width="100%",
+        )
         for i, (name, fig) in enumerate(figures.items())
     ]
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}
+<style>body{{font-family:sans-serif;margin:2em}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
