@@ -122,7 +122,11 @@ def tiny_notebook() -> dict[str, Any]:
     return {
         "nbformat": 4,
         "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}, **state},
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3"},
+            "language_info": {"name": "python"},
+            **state,
+        },
         "cells": [
             {"cell_type": "markdown", "id": "m", "metadata": {}, "source": "# A tutorial"},
             {
