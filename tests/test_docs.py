@@ -183,6 +183,7 @@ def test_docs_extension_renders_notebook_outputs(tmp_path: Path) -> None:
     assert (source / "tutorials" / "notebooks" / "01-a.ipynb").exists()
     page = (out / "tutorials" / "notebooks" / "01-a.html").read_text(encoding="utf-8")
     assert page.count("Plotly.newPlot(") == 1
+    assert "DOMContentLoaded" in page  # drawn after the theme has loaded plotly.js
     assert "<\\/b>" in page and '"title": "</b>"' not in page  # no early </script>
     assert 'src="../../_static/plotly.min.js' in page
     assert (out / "_static" / "plotly.min.js").stat().st_size > 1_000_000

@@ -18,6 +18,7 @@ from __future__ import annotations
 import filecmp
 import html
 import json
+import logging as logging_module
 import os
 import re
 import shutil
@@ -81,7 +82,10 @@ def execute_notebooks_in_parallel(app: Sphinx) -> None:
     if len(missing) < 2:
         return  # nothing to run side by side
     logger.info("camwidgets: executing %d notebooks in parallel", len(missing))
-    executor = load_executor("local-parallel", cache)
+    # jupyter-cache turns on multiprocessing's chatter at INFO; the build reports only problems.
+    quiet = logging_module.getLogger("camwidgets_docs.jupyter_cache")
+    quiet.setLevel(logging_module.WARNING)
+    executor = load_executor("local-parallel", cache, logger=quiet)
     result = executor.run_and_cache(
         filter_pks=missing, timeout=app.config.nb_execution_timeout, allow_errors=False
     )
@@ -116,8 +120,10 @@ class PlotlyMimeRenderer:
         ).replace("</", "<\\/")
         markup = (
             f'<div class="camwidgets-plotly" id="{html.escape(div_id)}"></div>\n'
-            f"<script>(function() {{ const f = {payload};\n"
-            f"Plotly.newPlot({json.dumps(div_id)}, f.data, f.layout, f.config); }})();</script>"
+            # The theme loads scripts at the end of the body: draw once the page is parsed.
+            "<script>window.addEventListener('DOMContentLoaded', function() {\n"
+            f"const f = {payload};\n"
+            f"Plotly.newPlot({json.dumps(div_id)}, f.data, f.layout, f.config); }});</script>"
         )
         return [nodes.raw("", markup, format="html", classes=["output", "plotly"])]
 
