@@ -69,7 +69,7 @@ class ChannelNames:
 
     ``iou[k, c]`` is the intersection over union, summed over the whole dataset, between the
     pixels where channel k's upsampled activation exceeds its threshold ``T_k`` and the pixels of
-    concept c:
+    concept c::
 
         IoU_{k,c} = sum_x |M_k(x) & L_c(x)| / sum_x |M_k(x) | L_c(x)|
 

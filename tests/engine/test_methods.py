@@ -395,7 +395,8 @@ def test_agrees_with_pytorch_grad_cam_after_its_normalisation(
 
 def test_pytorch_grad_cam_gradcampp_differs_by_its_eps(model: nn.Module, engine: GradCAM) -> None:
     """With raw-score gradients of ~1e-3, g^2 ~ 1e-6 and pytorch-grad-cam's eps = 1e-6 in
-    g^2 / (2 g^2 + sum(A) g^3 + eps) changes the weights. Documented in the README."""
+    g^2 / (2 g^2 + sum(A) g^3 + eps) changes the weights. Documented in
+    docs/explanation/methods.md."""
     image_mod = pytest.importorskip("pytorch_grad_cam.utils.image")
     x = images(2, seed=12)
     expected = pgc_run(model, "gradcam++", x, [4, 9])
@@ -435,7 +436,8 @@ def test_torchcam_gradcampp_is_not_the_papers_closed_form(
     model: nn.Module, engine: GradCAM
 ) -> None:
     """torchcam 0.5 divides a copy (``alpha[mask].div_``), so its weights are sum g^2 ReLU(g):
-    documented in the README. Ours is eq. 19 (checked above against the written-out formula)."""
+    documented in docs/explanation/methods.md. Ours is eq. 19 (checked above against the
+    written-out formula)."""
     methods = pytest.importorskip("torchcam.methods")
     x = images(1, seed=14)
     peer_model = copy.deepcopy(model)
@@ -455,7 +457,7 @@ def test_pytorch_grad_cam_eigencam_centres_the_activations(
     model: nn.Module, engine: GradCAM
 ) -> None:
     """pytorch-grad-cam centres A before the SVD and keeps LAPACK's sign; the paper (and we)
-    project the uncentred A. Documented in the README."""
+    project the uncentred A. Documented in docs/explanation/methods.md."""
     pgc = pytest.importorskip("pytorch_grad_cam")
     svd = pytest.importorskip("pytorch_grad_cam.utils.svd_on_activations")
     x = images(1, seed=15)

@@ -27,7 +27,7 @@ def test_shapes_channels_are_named_after_the_explained_shape() -> None:
     scenes = [zoo.make_scene(31, i) for i in range(30)]
     res = engine.explain([s.image for s in scenes], "layer4", cache=False)
     hits = sum(r.target_name in describe(r, names).names() for r in res)
-    assert hits >= 24  # 100% with 1000 concept scenes and 300 scenes (README)
+    assert hits >= 24  # 100% with 1000 concept scenes and 300 scenes (docs/explanation/naming.md)
     assert set(names.summary()) >= set(zoo.SHAPE_CLASSES)
 
 
