@@ -290,9 +290,9 @@ def _top1(engine: GradCAM, pictures: torch.Tensor, is_tensor: bool, replay: Repl
         batch: Any = replay(pictures)
     else:
         batch = _uint8(pictures)
-    predictions = engine.predict(batch if len(pictures) > 1 or is_tensor else batch[0], k=1)
+    predictions: Any = engine.predict(batch if len(pictures) > 1 or is_tensor else batch[0], k=1)
     rows = predictions if len(pictures) > 1 else [predictions]
-    return [int(row[0].index) for row in rows]  # type: ignore[index]
+    return [int(row[0].index) for row in rows]
 
 
 def _run(

@@ -152,7 +152,5 @@ class AttackResult:
     def __repr__(self) -> str:
         head = f"AttackResult({self.method}, eps={self.eps:.4g}"
         if not self.batched:
-            return (
-                f"{head}: {self.original_name} -> {self.predicted_name}, success={self.success})"
-            )
+            return f"{head}: {self.original_name} -> {self.predicted_name}, success={self.success})"
         return f"{head}: {len(self)} pictures, success rate {self.success_rate:.0%})"
