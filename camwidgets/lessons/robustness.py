@@ -28,6 +28,7 @@ import numpy as np
 
 from camwidgets.attacks import AttackResult, fgsm, pgd
 from camwidgets.engine import GradCAM
+from camwidgets.zoo.scenes import MarkMode
 
 __all__ = [
     "Row",
@@ -111,15 +112,10 @@ def rows_for(
     rows = []
     for layer in layers:
         for method in methods:
-
-            def maps(pictures: list[np.ndarray], classes: list[int]) -> np.ndarray:
-                out = engine.explain(pictures, layer=layer, target=classes, method=method)
-                heat: np.ndarray = out.heatmap.detach().cpu().numpy()
-                return heat.reshape(len(pictures), *heat.shape[-2:])
-
-            clean = peaks_on(maps(clean_pictures, originals), masks, tolerance)
-            original = peaks_on(maps(attacked_pictures, originals), masks, tolerance)
-            new = peaks_on(maps(attacked_pictures, predicted), masks, tolerance)
+            where = (engine, layer, method)
+            clean = peaks_on(_maps(where, clean_pictures, originals), masks, tolerance)
+            original = peaks_on(_maps(where, attacked_pictures, originals), masks, tolerance)
+            new = peaks_on(_maps(where, attacked_pictures, predicted), masks, tolerance)
             rows.append(
                 Row(
                     model=model,
@@ -135,6 +131,16 @@ def rows_for(
                 )
             )
     return rows
+
+
+def _maps(
+    where: tuple[GradCAM, str, str], pictures: list[np.ndarray], classes: list[int]
+) -> np.ndarray:
+    """(N, H, W) heat maps of ``classes`` on ``pictures`` by (engine, layer, method)."""
+    engine, layer, method = where
+    out = engine.explain(pictures, layer=layer, target=classes, method=method)
+    heat: np.ndarray = out.heatmap.detach().cpu().numpy()
+    return heat.reshape(len(pictures), *heat.shape[-2:])
 
 
 def _uint8(picture: np.ndarray) -> np.ndarray:
@@ -168,7 +174,7 @@ def measure(
     for name in models:
         loaded = zoo.load(name)
         engine = GradCAM(loaded.model, classes=loaded.classes, transform=loaded.transform)
-        mark = "correct" if name == "shortcut" else "none"
+        mark: MarkMode = "correct" if name == "shortcut" else "none"
         scenes = [zoo.make_scene(seed, i, mark=mark) for i in range(n)]
         pictures = [s.image for s in scenes]
         masks = np.stack([s.masks[0] for s in scenes])
