@@ -72,6 +72,12 @@ def test_step_by_step_shows_the_formula_of_the_view(
         assert titles[8].startswith("③ α<sub>k</sub>") and titles[11].startswith("⑥ resized")
         panel.controls.counterfactual.value = True  # the second round: the counterfactual
     assert fig is steps.figure  # updated in place, not rebuilt
+    assert "same at every cell" not in steps.note.value  # layer3's gradients vary
+    panel.controls.layer.value = "layer4"  # feeds the pooled linear head: flat gradients
+    _, grads4 = layer_output_and_gradient(model, x, "layer4", [target], -1.0)
+    g = grads4[0].numpy()
+    assert np.allclose(g, g.mean(axis=(1, 2), keepdims=True), atol=1e-6 * np.abs(g).max())
+    assert "same at every cell" in steps.note.value
     steps.toggle.value = False
     assert steps.holder.layout.display == "none"
 

@@ -70,6 +70,13 @@ def steps_view(shown: Shown, channels: int = CHANNELS) -> StepsView:
     )
 
 
+def _flat(gradients: Any) -> bool:
+    """Whether every channel's gradient is the same at every cell (a pooled linear head)."""
+    spread = gradients.max(axis=(1, 2)) - gradients.min(axis=(1, 2))
+    scale = max(float(abs(gradients).max()), 1e-30)
+    return bool((spread <= 1e-4 * scale).all())
+
+
 class StepsSection(Section):
     """A toggle; when on, the formula's stages for the class and layer shown, updated with them.
 
@@ -127,10 +134,16 @@ class StepsSection(Section):
             self.holder.layout.display = "none"
             return
         self.view = view
-        method = shown.state.method
-        self.note.value = (
-            ""
-            if method == "gradcam"
-            else f"<i>the stages are Grad-CAM's; the panel shows {html.escape(method)}</i>"
-        )
+        notes = []
+        if shown.state.method != "gradcam":
+            notes.append(
+                f"the stages are Grad-CAM's; the panel shows {html.escape(shown.state.method)}"
+            )
+        if _flat(view.gradients):
+            notes.append(
+                "② is the same at every cell: this layer feeds a global average pool and a "
+                "linear head, so ∂Y<sub>c</sub>/∂A<sup>k</sup> = W<sub>c,k</sub>/hw everywhere "
+                "and α<sub>k</sub> is that constant (Grad-CAM equals CAM here)"
+            )
+        self.note.value = "<i>" + "; ".join(notes) + "</i>" if notes else ""
         self.holder.layout.display = None
