@@ -18,7 +18,7 @@ import torch
 from ...attacks import AttackResult, pgd
 from ...engine import GradCAM, Prepared
 from ...engine.inputs import find_normalize
-from ...figures.lesson import AttackView, attack_figure, attack_update
+from ...figures.lesson import AttackView, attack_figure, attack_parts, attack_update
 from ...figures.part import Part
 from ..figure_widget import FigureWidget
 from .base import Host, Section, Shown, weak
@@ -138,10 +138,13 @@ class AttackSection(Section):
             res = self.attack(shown)
             view = attack_view(shown, res)
             if self.figure is None:
+                # Built whole and shown as built: no update right after creation, which a
+                # view still connecting may miss (notes/environment.md, Voila and Lab).
                 self.figure = FigureWidget(attack_figure(view))
+                self._parts = attack_parts(view)[0]
                 self.holder.children = (self.figure,)
-                self._parts = None
-            self._parts = attack_update(self.figure, view, self._parts)
+            else:
+                self._parts = attack_update(self.figure, view, self._parts)
         except Exception as error:  # shown here; the main view stays as it is
             self.note.value = f'<span style="color:#b00">attack: {html.escape(str(error))}</span>'
             self.holder.layout.display = "none"

@@ -16,7 +16,7 @@ import torch
 
 from ...engine import Method, MethodInputs, MethodOutput
 from ...engine.methods import weighted_sum
-from ...figures.lesson import StepsView, steps_figure, steps_update
+from ...figures.lesson import StepsView, steps_figure, steps_parts, steps_update
 from ...figures.part import Part
 from ..figure_widget import FigureWidget
 from .base import Host, Section, Shown, weak
@@ -123,10 +123,13 @@ class StepsSection(Section):
             view = steps_view(shown)
             count = min(CHANNELS, view.weights.size)
             if self.figure is None or count != self._channels:
+                # Built whole and shown as built: no update right after creation, which a
+                # view still connecting may miss (notes/environment.md, Voila and Lab).
                 self.figure = FigureWidget(steps_figure(view))
+                self._parts, self._channels = steps_parts(view)[0], count
                 self.holder.children = (self.figure,)
-                self._parts, self._channels = None, count
-            self._parts = steps_update(self.figure, view, self._parts)
+            else:
+                self._parts = steps_update(self.figure, view, self._parts)
         except Exception as error:  # shown here; the main view stays as it is
             self.note.value = (
                 f'<span style="color:#b00">step by step: {html.escape(str(error))}</span>'
