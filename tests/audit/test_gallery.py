@@ -49,7 +49,7 @@ def test_thumbnail_is_a_png_and_needs_a_zoo_model_or_an_explorer(tmp_path: Path)
 def test_mistakes_gallery_groups_by_pattern_and_opens_in_the_explorer(tmp_path: Path) -> None:
     result = audit("zoo:scenes:12:seed=2:mark=swapped", "zoo:shortcut", tmp_path / "m.parquet",
                    progress=False)  # fmt: skip
-    gallery = result.gallery(count=3, show="mistakes")
+    gallery = Gallery(result, count=3, show="mistakes")
     frame = result.frame()
     wrong = frame[frame["correct"] == False]  # noqa: E712 (a pandas mask)
     patterns = result.mistake_patterns()

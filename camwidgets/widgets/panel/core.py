@@ -129,8 +129,8 @@ class Panel:
 
     @property
     def faithfulness(self) -> w.HTML:
-        """The faithfulness readout (``FaithfulnessSection``)."""
-        return cast(w.HTML, self.sections["faithfulness"].widget)
+        """The faithfulness readout's words (``FaithfulnessSection``; its curves beside)."""
+        return cast(FaithfulnessSection, self.sections["faithfulness"]).text
 
     # -- public ------------------------------------------------------------------------------
 
