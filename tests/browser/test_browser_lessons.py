@@ -4,6 +4,8 @@ kept as screenshots under artifacts/browser/ (lessons-<width>-panel.png)."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +42,19 @@ _FIT_JS = """
 """
 
 
+def _shut_down_other_kernels(lab: Lab) -> None:
+    """Delete the server's sessions: a kernel left by an earlier test (with its widgets) slows
+    the page enough on a loaded machine that anywidget's model start times out."""
+    base = f"{lab.base}/api/sessions"
+    with urllib.request.urlopen(f"{base}?token={lab.token}", timeout=30) as answer:
+        sessions = json.load(answer)
+    for session in sessions:
+        request = urllib.request.Request(
+            f"{base}/{session['id']}?token={lab.token}", method="DELETE"
+        )
+        urllib.request.urlopen(request, timeout=30).close()
+
+
 def _toggle(panel: Any, text: str) -> None:
     panel.locator("button.widget-toggle-button", has_text=text).first.click()
 
@@ -55,6 +70,7 @@ def test_step_by_step_and_attack_views(
         "display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"
     }  # fmt: skip
     nbformat.write(notebook, lab.root / name)
+    _shut_down_other_kernels(lab)
     page, watch = new_page(f"lessons-{width}", lab.server)
     page.set_viewport_size({"width": width, "height": 3000})
     open_notebook(page, watch, lab.url(name))
