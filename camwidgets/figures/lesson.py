@@ -205,10 +205,10 @@ def attack_parts(view: AttackView) -> tuple[list[Part], list[Box]]:
         pictures, view.maps, ("original", "attacked"), strict=True
     ):
         blank = np.zeros(picture.shape[:2], dtype=np.float32)
-        parts.append(_bare(overlay_part(picture, blank, opacity=0.0, max_side=8, title=title)))
+        parts.append(_bare(overlay_part(picture, blank, opacity=0.0, max_side=2, title=title)))
         for heat, name in zip(maps, names, strict=True):
             parts.append(
-                _bare(overlay_part(picture, heat, max_side=72, zmax=top,
+                _bare(overlay_part(picture, heat, max_side=48, zmax=top,
                                    title=f"map of {name} on the {where}"))
             )  # fmt: skip
     boxes = [_cell(r, c, 3, rows=2) for r in range(2) for c in range(3)]
