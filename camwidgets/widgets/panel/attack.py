@@ -141,7 +141,6 @@ class AttackSection(Section):
                 # Built whole and shown as built: no update right after creation, which a
                 # view still connecting may miss (notes/environment.md, Voila and Lab).
                 self.figure = FigureWidget(attack_figure(view))
-                self.figure.hold_updates()  # later updates wait for the view's first draw
                 self._parts = attack_parts(view)[0]
                 self.holder.children = (self.figure,)
             else:

@@ -126,7 +126,6 @@ class StepsSection(Section):
                 # Built whole and shown as built: no update right after creation, which a
                 # view still connecting may miss (notes/environment.md, Voila and Lab).
                 self.figure = FigureWidget(steps_figure(view))
-                self.figure.hold_updates()  # later updates wait for the view's first draw
                 self._parts, self._channels = steps_parts(view)[0], count
                 self.holder.children = (self.figure,)
             else:
