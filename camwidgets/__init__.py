@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import audit, metrics, naming, zoo
+    from . import attacks, audit, metrics, naming, zoo
     from .audit.results import Audit
     from .engine import CamResult, GradCAM, Prediction
     from .naming import ChannelNames, describe, dissect
@@ -30,6 +30,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Prediction": (".engine", "Prediction"),
     "Explorer": (".widgets.explorer", "Explorer"),
     "zoo": (".zoo", None),
+    "attacks": (".attacks", None),
     "naming": (".naming", None),
     "metrics": (".metrics", None),
     "audit": (".audit", None),
@@ -46,6 +47,7 @@ __all__ = [
     "Explorer",
     "GradCAM",
     "Prediction",
+    "attacks",
     "audit",
     "describe",
     "dissect",

@@ -17,6 +17,7 @@ import torch
 from camwidgets.engine import GradCAM
 from camwidgets.engine.inputs import to_pil
 
+from .mistakes import place_of
 from .sources import Item
 from .stats import (
     Regions,
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["Prepared", "Settings", "explain_items", "label_index", "prepare_item", "resolve_target"]
+
+PLACE_REACH_CELLS = 2
+"""How many cells of the layer's grid a mistake's map may peak off a place and still be on it."""
 
 TargetSpec = str | int
 """``"pred"`` (the top-1), ``"label"`` (the item's label), or a class index."""
@@ -196,6 +200,7 @@ def _rows(
     pairs = list(zip(items, sizes, strict=True))
     masks = [_mask_for(it, s, (height, width)) for it, s in pairs]
     boxes = [_boxes_for(it, s, (height, width)) for it, s in pairs]
+    places = [_places_for(it, s, (height, width)) for it, s in pairs]
     res = engine.explain(
         batch,
         layer=settings.layer,
@@ -226,6 +231,7 @@ def _rows(
         for i, it in zip(labels, items, strict=True)
     ]
     top1 = top.indices[:, 0].tolist()
+    pred_place, label_place = _mistake_places(engine, batch, labels, top1, places, settings)
     coarse_h, coarse_w = coarse.shape[-2:]
     flat = coarse.astype(np.float16).reshape(-1)
     offsets = np.arange(0, (n + 1) * coarse_h * coarse_w, coarse_h * coarse_w, dtype=np.int32)
@@ -260,6 +266,8 @@ def _rows(
         "hit_mask": hit_mask,
         "in_boxes": in_boxes,
         "hit_boxes": hit_boxes,
+        "pred_place": pred_place,
+        "label_place": label_place,
     }
     return pa.table(columns, schema=schema())
 
@@ -274,6 +282,70 @@ def _mask_for(item: Item, size: tuple[int, int], shape: tuple[int, int]) -> np.n
             f"image is {size[0]}x{size[1]}; masks must be in the image's pixels"
         )
     return resize_mask(item.mask, *shape)
+
+
+def _places_for(
+    item: Item, size: tuple[int, int], shape: tuple[int, int]
+) -> dict[str, np.ndarray] | None:
+    """The item's named places in the map's pixels (its mask as "object" without them)."""
+    if item.places is None:
+        return None if item.mask is None else {"object": resize_mask(item.mask, *shape)}
+    out = {}
+    for name, mask in item.places.items():
+        if np.shape(mask) != size:
+            raise ValueError(
+                f"place {name!r} of item {item.id!r} is {np.shape(mask)} but the image is "
+                f"{size[0]}x{size[1]}; places must be in the image's pixels"
+            )
+        out[str(name)] = resize_mask(mask, *shape)
+    return out
+
+
+def _mistake_places(
+    engine: GradCAM,
+    batch: torch.Tensor,
+    labels: list[int | None],
+    top1: list[int],
+    places: list[dict[str, np.ndarray] | None],
+    settings: Settings,
+) -> tuple[list[str | None], list[str | None]]:
+    """For mistakes (label known, top-1 differs): where the predicted and true maps peak.
+
+    Both maps come from one extra engine call over the mistakes only (plain, not
+    counterfactual, with the audit's layer and method), whatever the audit's own target. A
+    peak belongs to the nearest place within ``PLACE_REACH_CELLS`` cells of the layer's grid
+    (or the audit's tolerance, if larger): a cell's activation reflects what lies anywhere in
+    its receptive field, so a 6-pixel corner mark lights up cells beside it too (the zoo's
+    shortcut report uses the same two-cell reach).
+    """
+    pred: list[str | None] = [None] * len(labels)
+    true: list[str | None] = [None] * len(labels)
+    wrong = [
+        i
+        for i, (lab, p) in enumerate(zip(labels, top1, strict=True))
+        if lab is not None and lab != p
+    ]
+    wrong = [i for i in wrong if places[i] is not None]
+    if not wrong:
+        return pred, true
+    sub = batch[wrong]
+    classes = [top1[i] for i in wrong] + [cast(int, labels[i]) for i in wrong]
+    both = engine.explain(
+        torch.cat([sub, sub]),
+        layer=settings.layer,
+        target=cast(Any, classes),
+        method=settings.method,
+        cache=False,
+    )
+    heat = both.heatmap.detach().cpu().numpy().reshape(2 * len(wrong), *batch.shape[-2:])
+    cell = max(batch.shape[-2] / both.coarse.shape[-2], batch.shape[-1] / both.coarse.shape[-1])
+    reach = max(float(settings.tolerance), PLACE_REACH_CELLS * cell)
+    for j, i in enumerate(wrong):
+        found = places[i]
+        assert found is not None
+        pred[i] = place_of(heat[j], found, reach)
+        true[i] = place_of(heat[len(wrong) + j], found, reach)
+    return pred, true
 
 
 def _boxes_for(item: Item, size: tuple[int, int], shape: tuple[int, int]) -> np.ndarray | None:

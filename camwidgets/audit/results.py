@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .mistakes import Mistake, Pattern, group
 from .sources import IndexedSource, ScenesSource, Source
 from .stats import ClassSummary, Regions, peaks
 from .store import read_config, require_pyarrow
@@ -242,6 +243,43 @@ class Audit:
             return frame.groupby("target", sort=True).head(k)
         return frame.head(k)
 
+    def mistakes(self) -> list[Mistake]:
+        """Images whose top-1 differs from their label, with where both classes' maps peak.
+
+        The places are known for audits of items with ``places`` (the zoo's scenes: each shape
+        by its class name, the corner mark as ``"mark:<class>"``) or a mask (``"object"``).
+
+        Example:
+            >>> result = Audit("audit.parquet")                             # doctest: +SKIP
+            >>> [(m.label, m.predicted, m.pred_place) for m in result.mistakes()]  # doctest: +SKIP
+        """
+        table = self.table
+        if "pred_place" not in table.column_names:
+            return []
+        correct = table.column("correct").to_pylist()
+        ids = table.column("id").to_pylist()
+        labels = table.column("label").to_pylist()
+        top = [row[0] for row in table.column("top_classes").to_pylist()]
+        pred_place = table.column("pred_place").to_pylist()
+        label_place = table.column("label_place").to_pylist()
+        out = []
+        for i, right in enumerate(correct):
+            if right is False:
+                out.append(
+                    Mistake(
+                        id=str(ids[i]),
+                        label=self.classes[int(labels[i])],
+                        predicted=self.classes[int(top[i])],
+                        label_place=label_place[i],
+                        pred_place=pred_place[i],
+                    )
+                )
+        return out
+
+    def mistake_patterns(self) -> list[Pattern]:
+        """The mistakes grouped by where their maps lie, the most frequent pattern first."""
+        return group(self.mistakes())
+
     def figures(
         self,
         outliers: int = 12,
@@ -297,6 +335,7 @@ class Audit:
                 described["mark"],
                 described["objects"],
                 described["size"],
+                described.get("label", "none"),
             )
         return None
 

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 CONFIG_NAME = "_audit.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PART_PREFIX = "part-"
 
 MATCHING_KEYS = (
@@ -69,6 +69,9 @@ def schema() -> pa.Schema:
     ``coarse`` is the signed map before ReLU, float16, row-major ``coarse_h x coarse_w``;
     statistics are taken on the ReLU'd map resized to the model input (``input_h x input_w``).
     Null means unknown (no label, no mask) or undefined (an all-zero map has no peak).
+    ``pred_place`` and ``label_place`` are set for mistakes (a label the top-1 differs from) on
+    items with ``places``: where the maps of the predicted and of the true class peak (a
+    place's name, ``"background"``, or ``"nowhere"`` for an all-zero map).
     """
     pa = require_pyarrow()
     return pa.schema(
@@ -99,6 +102,8 @@ def schema() -> pa.Schema:
             pa.field("hit_mask", pa.bool_()),
             pa.field("in_boxes", pa.float32()),
             pa.field("hit_boxes", pa.bool_()),
+            pa.field("pred_place", pa.string()),
+            pa.field("label_place", pa.string()),
         ]
     )
 

@@ -1,9 +1,12 @@
-"""A gallery of audited images, outliers first; a click opens one in the Explorer panel.
+"""A gallery of audited images, outliers first (or the mistakes, by pattern); a click opens one
+in the Explorer panel.
 
 Each card shows the picture with its stored map blended in, the explained class and the
 distance to the class average (see :mod:`camwidgets.audit.results`); "open" shows that image in
 an :class:`~camwidgets.widgets.explorer.Explorer` below the cards, where layers, classes and
-channels can be explored on the live model.
+channels can be explored on the live model. With ``show="mistakes"`` the cards are the images
+whose prediction differs from their label, grouped by where the maps of the predicted and the
+true class lie (``Audit.mistake_patterns``), the most frequent pattern first.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class Gallery:
             datasets and loaders).
         count: how many cards.
         per_row: cards per row.
+        show: "outliers" (furthest from their class average first) or "mistakes" (wrong
+            predictions, grouped by pattern).
 
     Example:
         >>> from camwidgets.widgets.gallery import Gallery
@@ -66,55 +71,98 @@ class Gallery:
         source: Source | None = None,
         count: int = 12,
         per_row: int = 4,
+        show: str = "outliers",
     ) -> None:
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ValueError(f"count must be a positive int, got {count!r}")
+        if show not in ("outliers", "mistakes"):
+            raise ValueError(f"show must be 'outliers' or 'mistakes', got {show!r}")
         self.audit = audit if isinstance(audit, Audit) else Audit(audit, source=source)
         if source is not None:
             self.audit.source = source
         self._explorer = explorer
-        self.rows = self.audit.outliers(count)
-        size = (
+        self.show = show
+        self._size = (
             int(self.audit.table.column("input_h")[0].as_py()) if len(self.audit) else 1,
             int(self.audit.table.column("input_w")[0].as_py()) if len(self.audit) else 1,
         )
-        cards = []
         self.buttons: dict[str, widgets.Button] = {}
-        for position, item_id, name, distance in zip(
-            self.rows.index,
-            self.rows["id"],
-            self.rows["target_name"],
-            self.rows["distance"],
-            strict=True,
-        ):
-            item_id = str(item_id)
-            button = widgets.Button(description="open", tooltip=f"open {item_id} in the explorer",
-                                    layout=widgets.Layout(width="128px"))  # fmt: skip
-            button.on_click(lambda _b, i=item_id: self.open(i))
-            self.buttons[item_id] = button
-            parts: list[widgets.Widget] = []
-            try:
-                pixels = picture(self.audit.image(item_id), size)
-                parts.append(
-                    widgets.Image(
-                        value=thumbnail(pixels, self.audit.coarse[position]), format="png"
-                    )
+        if show == "outliers":
+            self.rows = self.audit.outliers(count)
+            cards = [
+                self._card(str(item_id), int(position), f"{_escape(str(name))}, d={distance:.2f}")
+                for position, item_id, name, distance in zip(
+                    self.rows.index,
+                    self.rows["id"],
+                    self.rows["target_name"],
+                    self.rows["distance"],
+                    strict=True,
                 )
-            except (ValueError, KeyError, OSError):
-                parts.append(widgets.HTML("<i>picture unavailable</i>"))
-            label = f"<b>{_escape(item_id)[-24:]}</b><br>{_escape(str(name))}, d={distance:.2f}"
-            parts += [widgets.HTML(label), button]
-            cards.append(widgets.VBox(parts, layout=widgets.Layout(width="140px")))
-        grid = widgets.GridBox(
-            cards, layout=widgets.Layout(grid_template_columns=f"repeat({per_row}, 145px)")
-        )
-        header = widgets.HTML(
-            f"<b>{len(cards)} of {len(self.audit)} images</b>, furthest from their class-average "
-            "map first (d: share of the map's mass away from where the class usually looks)"
-        )
+            ]
+            header = widgets.HTML(
+                f"<b>{len(cards)} of {len(self.audit)} images</b>, furthest from their "
+                "class-average map first (d: share of the map's mass away from where the class "
+                "usually looks)"
+            )
+            blocks: list[widgets.Widget] = [header, self._grid(cards, per_row)]
+        else:
+            blocks = self._mistake_blocks(count, per_row)
         self.output = widgets.Output()
         self.opened: str | None = None
-        self.root = widgets.VBox([header, grid, self.output])
+        self.root = widgets.VBox([*blocks, self.output])
+
+    def _card(self, item_id: str, position: int, text: str) -> widgets.VBox:
+        """One card: the picture with its stored map, a caption and an "open" button."""
+        button = widgets.Button(description="open", tooltip=f"open {item_id} in the explorer",
+                                layout=widgets.Layout(width="128px"))  # fmt: skip
+        button.on_click(lambda _b, i=item_id: self.open(i))
+        self.buttons[item_id] = button
+        parts: list[widgets.Widget] = []
+        try:
+            pixels = picture(self.audit.image(item_id), self._size)
+            parts.append(
+                widgets.Image(value=thumbnail(pixels, self.audit.coarse[position]), format="png")
+            )
+        except (ValueError, KeyError, OSError):
+            parts.append(widgets.HTML("<i>picture unavailable</i>"))
+        parts += [widgets.HTML(f"<b>{_escape(item_id)[-24:]}</b><br>{text}"), button]
+        return widgets.VBox(parts, layout=widgets.Layout(width="140px"))
+
+    @staticmethod
+    def _grid(cards: list[widgets.VBox], per_row: int) -> widgets.GridBox:
+        """Cards in rows of ``per_row``."""
+        return widgets.GridBox(
+            cards, layout=widgets.Layout(grid_template_columns=f"repeat({per_row}, 145px)")
+        )
+
+    def _mistake_blocks(self, count: int, per_row: int) -> list[widgets.Widget]:
+        """A header, then per pattern its sentence and up to ``count`` cards."""
+        ids = [str(i) for i in self.audit.table.column("id").to_pylist()]
+        position = {item_id: i for i, item_id in enumerate(ids)}
+        mistakes = {m.id: m for m in self.audit.mistakes()}
+        self.patterns = self.audit.mistake_patterns()
+        blocks: list[widgets.Widget] = [
+            widgets.HTML(
+                f"<b>{len(mistakes)} of {len(self.audit)} images are mistakes</b> (prediction "
+                "differs from the label), grouped by where the maps of the predicted and the "
+                "true class lie; cards show the stored map"
+            )
+        ]
+        for pattern in self.patterns:
+            cards = [
+                self._card(
+                    item_id,
+                    position[item_id],
+                    f"{_escape(mistakes[item_id].label)} → "
+                    f"<b>{_escape(mistakes[item_id].predicted)}</b>",
+                )
+                for item_id in pattern.ids[:count]
+            ]
+            blocks.append(
+                widgets.HTML(f"<p><b>{pattern.count}×</b> {_escape(pattern.pattern)}</p>")
+            )
+            blocks.append(self._grid(cards, per_row))
+        return blocks
 
     @property
     def explorer(self) -> Explorer:

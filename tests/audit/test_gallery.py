@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,25 @@ def test_thumbnail_is_a_png_and_needs_a_zoo_model_or_an_explorer(tmp_path: Path)
     gallery = Gallery(result, count=2)
     with pytest.raises(ValueError, match="explorer="):
         gallery.explorer  # noqa: B018
+
+
+def test_mistakes_gallery_groups_by_pattern_and_opens_in_the_explorer(tmp_path: Path) -> None:
+    result = audit("zoo:scenes:12:seed=2:mark=swapped", "zoo:shortcut", tmp_path / "m.parquet",
+                   progress=False)  # fmt: skip
+    gallery = Gallery(result, count=3, show="mistakes")
+    frame = result.frame()
+    wrong = frame[frame["correct"] == False]  # noqa: E712 (a pandas mask)
+    patterns = result.mistake_patterns()
+    assert sum(p.count for p in patterns) == len(wrong) > 0
+    assert list(gallery.buttons) == [i for p in patterns for i in p.ids[:3]]
+    texts = [c.value for c in gallery.root.children if hasattr(c, "value")]
+    assert any(html.escape(patterns[0].pattern) in t for t in texts)
+    chosen = next(iter(gallery.buttons))
+    gallery.buttons[chosen].click()
+    shown = gallery.explorer.result
+    assert shown is not None
+    row = frame.set_index("id").loc[chosen]
+    assert shown.target == row["top_classes"][0] != row["label"]  # the wrong top-1
+    gallery.explorer.close()
+    with pytest.raises(ValueError, match="show must be"):
+        Gallery(result, show="errors")

@@ -13,8 +13,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 ACCEPTED = (
     "a folder of images (class sub-folders give labels), an image file, a .txt file listing "
-    "image paths, 'zoo:scenes[:N][:seed=S][:mark=none|correct|swapped][:objects=1|2]', a list "
-    "of paths, a torch Dataset or DataLoader, or a Ray Dataset"
+    "image paths, 'zoo:scenes[:N][:seed=S][:mark=none|correct|swapped][:objects=1|2]"
+    "[:label=none|largest|first]', a list of paths, a torch Dataset or DataLoader, or a Ray Dataset"
 )
 
 
@@ -29,6 +29,9 @@ class Item:
         label: class index or class name, when known.
         mask: boolean (H, W) object mask in the image's pixels, when known.
         boxes: (M, 4) object boxes (top, left, bottom, right) in the image's pixels, when known.
+        places: named boolean (H, W) masks of what the picture holds, in its pixels, when known:
+            objects named by their class name, a mark as ``"mark:<class name>"``; the audit
+            says on which of them the maps of a mistake lie (see ``camwidgets.audit.mistakes``).
     """
 
     id: str
@@ -37,6 +40,7 @@ class Item:
     label: int | str | None = None
     mask: np.ndarray | None = None
     boxes: np.ndarray | None = None
+    places: dict[str, np.ndarray] | None = None
 
 
 @runtime_checkable

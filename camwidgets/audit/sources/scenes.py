@@ -18,8 +18,11 @@ class ScenesSource(IndexedSource):
         seed: collection seed (the shipped models were trained on collection 0).
         mark: corner mark: "none", "correct" (the class's own, as the shortcut model was
             trained) or "swapped".
-        objects: 1 or 2 shapes per scene; two-object scenes have no single label.
+        objects: 1 or 2 shapes per scene.
         size: side of the scenes in pixels.
+        label: which class a two-object scene is labelled with: "none" (no label), "largest"
+            (the shape with more pixels, as a photo is labelled with its main object) or
+            "first". Single-object scenes are labelled with their shape.
 
     Example:
         >>> from camwidgets.audit import ScenesSource
@@ -30,7 +33,13 @@ class ScenesSource(IndexedSource):
     """
 
     def __init__(
-        self, n: int, seed: int = 1, mark: str = "none", objects: int = 1, size: int = 96
+        self,
+        n: int,
+        seed: int = 1,
+        mark: str = "none",
+        objects: int = 1,
+        size: int = 96,
+        label: str = "none",
     ) -> None:
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"the number of scenes must be a positive int, got {n!r}")
@@ -40,7 +49,10 @@ class ScenesSource(IndexedSource):
             raise ValueError(f"objects must be 1 or 2, got {objects!r}")
         if mark != "none" and objects != 1:
             raise ValueError("corner marks exist only on single-object scenes (objects=1)")
+        if label not in ("none", "largest", "first"):
+            raise ValueError(f"label must be 'none', 'largest' or 'first', got {label!r}")
         self.n, self.seed, self.mark, self.objects, self.size = n, seed, mark, objects, size
+        self.label = label
 
     def __len__(self) -> int:
         return self.n
@@ -55,10 +67,25 @@ class ScenesSource(IndexedSource):
             size=self.size,
             mark=self.mark,  # type: ignore[arg-type]
         )
+        from camwidgets.zoo.scenes import SHAPE_CLASSES, mark_box
+
         mask = np.logical_or.reduce(scene.masks)
         boxes = np.array([mask_box(m) for m in scene.masks], dtype=np.float64)
-        label = scene.labels[0] if self.objects == 1 else None
-        return Item(str(index), scene.image, index=index, label=label, mask=mask, boxes=boxes)
+        label: int | None = scene.labels[0]
+        if self.objects == 2:
+            sizes = [int(m.sum()) for m in scene.masks]
+            chosen = {"largest": int(np.argmax(sizes)), "first": 0}.get(self.label)
+            label = None if chosen is None else scene.labels[chosen]
+        places = {name: m for name, m in zip(scene.class_names, scene.masks, strict=True)}
+        if scene.mark is not None:
+            top, left, bottom, right = mark_box(self.size)
+            box = np.zeros((self.size, self.size), dtype=bool)
+            box[top:bottom, left:right] = True
+            places[f"mark:{SHAPE_CLASSES[scene.mark]}"] = box
+        return Item(
+            str(index), scene.image, index=index, label=label, mask=mask, boxes=boxes,
+            places=places,
+        )  # fmt: skip
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -68,11 +95,12 @@ class ScenesSource(IndexedSource):
             "mark": self.mark,
             "objects": self.objects,
             "size": self.size,
+            "label": self.label,
         }
 
     @classmethod
     def parse(cls, spec: str) -> ScenesSource:
-        """``zoo:scenes[:N][:seed=S][:mark=M][:objects=K][:size=P]`` -> a source."""
+        """``zoo:scenes[:N][:seed=S][:mark=M][:objects=K][:size=P][:label=L]`` -> a source."""
         parts = spec.split(":")
         if len(parts) < 2 or parts[0] != "zoo" or parts[1] != "scenes":
             raise ValueError(f"unknown zoo data {spec!r}; accepted: {ACCEPTED}")
@@ -81,11 +109,11 @@ class ScenesSource(IndexedSource):
             key, sep, value = part.partition("=")
             if not sep:
                 key, value = "n", part
-            if key not in ("n", "seed", "mark", "objects", "size"):
+            if key not in ("n", "seed", "mark", "objects", "size", "label"):
                 raise ValueError(
-                    f"unknown option {key!r} in {spec!r}; use n, seed, mark, objects, size"
+                    f"unknown option {key!r} in {spec!r}; use n, seed, mark, objects, size, label"
                 )
-            if key == "mark":
+            if key in ("mark", "label"):
                 options[key] = value
             else:
                 try:

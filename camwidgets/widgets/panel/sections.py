@@ -7,11 +7,18 @@ forget on new images and wires its controls.
 
 from __future__ import annotations
 
+from .attack import AttackSection
 from .base import Section
 from .faithfulness import FaithfulnessSection
+from .steps import StepsSection
 from .words import WordsSection
 
-SECTIONS: tuple[type[Section], ...] = (WordsSection, FaithfulnessSection)
+SECTIONS: tuple[type[Section], ...] = (
+    WordsSection,
+    FaithfulnessSection,
+    StepsSection,
+    AttackSection,
+)
 
 
 def default_sections() -> list[Section]:
