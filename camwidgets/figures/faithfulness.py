@@ -266,9 +266,10 @@ def _early(band: CurveBand) -> str:
 def _rebound(band: CurveBand, rise: float = 0.2) -> str:
     """A deletion curve that falls and then climbs back (the AUC counts the climb)."""
     scores = np.asarray(band.scores, dtype=np.float64)
-    low = int(np.argmin(scores))
-    after = int(low + np.argmax(scores[low:]))
-    if scores[after] - scores[low] < rise or after == low:
+    # The largest climb above the lowest point reached before it.
+    after = int(np.argmax(scores - np.minimum.accumulate(scores)))
+    low = int(np.argmin(scores[: after + 1]))
+    if scores[after] - scores[low] < rise:
         return ""
     fractions = np.asarray(band.fractions, dtype=np.float64)
     return (
