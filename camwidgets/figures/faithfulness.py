@@ -193,8 +193,8 @@ _SAYS = {
         "removing random pixels: they matter to the model"
     ),
     ("deletion", "worse"): (
-        "removing the pixels this map ranks highest lowers the probability <b>more slowly</b> "
-        "than removing random pixels: a deletion AUC above random's is worse at deletion"
+        "on the whole the probability stays <b>higher</b> while this map's pixels are removed "
+        "than while random pixels are: a deletion AUC above random's is worse at deletion"
     ),
     ("deletion", "within"): "no clearer than removing random pixels",
     ("insertion", "better"): (
@@ -202,8 +202,8 @@ _SAYS = {
         "restoring random pixels"
     ),
     ("insertion", "worse"): (
-        "restoring this map's pixels first brings the probability back <b>more slowly</b> "
-        "than restoring random pixels"
+        "on the whole the probability stays <b>lower</b> while this map's pixels are restored "
+        "than while random pixels are"
     ),
     ("insertion", "within"): "no clearer than restoring random pixels",
 }
@@ -237,17 +237,44 @@ def faithfulness_words(view: FaithfulnessView) -> str:
             f"{float(np.mean(aucs)):.3f} (range {float(np.min(aucs)):.3f}–"
             f"{float(np.max(aucs)):.3f}) · {_SAYS[(band.kind, verdict)]}.</li>"
         )
-    note = ""
-    if verdicts[0] == "worse":
-        note = (
-            "<div style='color:#555'>Why a map can lose at deletion: random maps scatter the "
-            "removed pixels over the whole picture, which can wreck it for the model sooner "
-            "than removing one compact region; compare with insertion before trusting either."
-            "</div>"
-        )
+    notes = [n for n in (_early(view.deletion), _rebound(view.deletion)) if n]
+    note = "".join(f"<div style='color:#444'>{n}</div>" for n in notes)
     return (
         f"<div style='font-size:13px;line-height:1.45'>"
         f"<b>Faithfulness of this {html.escape(view.method)} map for "
         f"{html.escape(view.target)}</b>, against {runs} random maps: {summary}"
         f"<ul style='margin:2px 0 2px 1.2em;padding:0'>{''.join(lines)}</ul>{note}</div>"
+    )
+
+
+EARLY = 0.1
+"""The share of pixels at which the readout compares the map's curve with the random maps'."""
+
+
+def _early(band: CurveBand) -> str:
+    """The probability after the first ``EARLY`` of the pixels: the map's and the random maps'."""
+    fractions = np.asarray(band.fractions, dtype=np.float64)
+    step = int(np.argmin(np.abs(fractions - EARLY)))
+    randoms = np.asarray(band.random, dtype=np.float64)[:, step]
+    return (
+        f"After removing {fractions[step]:.0%} of the pixels: p = "
+        f"{float(band.scores[step]):.2f} with this map's order, "
+        f"{float(randoms.min()):.2f}–{float(randoms.max()):.2f} with the random maps'."
+    )
+
+
+def _rebound(band: CurveBand, rise: float = 0.2) -> str:
+    """A deletion curve that falls and then climbs back (the AUC counts the climb)."""
+    scores = np.asarray(band.scores, dtype=np.float64)
+    # The largest climb above the lowest point reached before it.
+    after = int(np.argmax(scores - np.minimum.accumulate(scores)))
+    low = int(np.argmin(scores[: after + 1]))
+    if scores[after] - scores[low] < rise:
+        return ""
+    fractions = np.asarray(band.fractions, dtype=np.float64)
+    return (
+        f"This map's curve falls to {scores[low]:.2f} by {fractions[low]:.0%} and climbs back "
+        f"to {scores[after]:.2f} at {fractions[after]:.0%}: the probability is a softmax, so "
+        "removing evidence for other classes (another object, say) raises it again, and the "
+        "AUC counts that climb. Look at the curves before reading the AUC alone."
     )

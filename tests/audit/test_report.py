@@ -168,3 +168,11 @@ def test_figures_draw_the_most_frequent_or_the_asked_classes(scenes_audit: Audit
     assert [t.name for t in only["averages"].data if t.type == "heatmap"] == [drawn[0]]
     with pytest.raises(ValueError, match="hexagon"):
         report_figures(scenes_audit, classes=["hexagon"])
+
+
+def test_the_gallery_composes_the_audit_not_the_other_way(scenes_audit: Audit) -> None:
+    # The audit never imports the widgets: asking it for a gallery says where the widget is.
+    with pytest.raises(AttributeError, match=r"Gallery\(audit\)"):
+        scenes_audit.gallery()  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="no attribute 'galery'"):
+        scenes_audit.galery  # type: ignore[attr-defined]  # noqa: B018

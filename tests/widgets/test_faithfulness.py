@@ -95,7 +95,7 @@ def test_readout_draws_the_curves_against_the_random_band(
         if better:
             assert ("faster than removing" if lower else "back faster than") in text
         elif worse:
-            assert "<b>more slowly</b>" in text
+            assert f"stays <b>{'higher' if lower else 'lower'}</b>" in text
         else:
             assert f"no clearer than {'removing' if lower else 'restoring'} random" in text
     assert "against 3 random maps" in text
