@@ -341,7 +341,7 @@ class Panel:
                         target=new.target,
                         counterfactual=new.counterfactual,
                         method=new.method,
-                    )
+                    ).cpu()  # results stay on the model's device; the panel draws on the host
                 ranges = None
                 if new.scale == "shared":
                     classes = offered(image) + list(new.extra)
