@@ -13,7 +13,7 @@ from torch import nn
 from torch.autograd.graph import GradientEdge
 
 from .capture import Record, evaluating, recording, unrecoverable
-from .layouts import Layout, Size, attention_internal, detect
+from .layouts import NCHW, Layout, Size, attention_internal, detect
 
 ScoreFn = Callable[[object], torch.Tensor]
 
@@ -78,6 +78,7 @@ def discover(
     example: torch.Tensor,
     score_fn: ScoreFn | None,
     overrides: Mapping[str, Layout | str] | None = None,
+    within: Callable[[str], bool] | None = None,
 ) -> Discovery:
     """Run ``example`` (one image) through the model; find the maps over the image grid and their
     layouts (see ``layouts.detect``), the classes, a CAM head, and which maps the score reads.
@@ -87,6 +88,10 @@ def discover(
     tokens feed the class token through attention) from every later token map, whose patch
     tokens no longer reach the head (the head reads the class token only): a map of those is
     zero by construction.
+
+    ``within`` (a model family's convention, e.g. a detector's backbone) names the only modules
+    whose outputs are candidates; they are channels-first maps over the model's internal
+    grid, dict outputs included entry by entry (``module:key``), and no layout probing runs.
     """
     overrides = dict(overrides or {})
     modules = {name: module for name, module in model.named_modules() if name}
@@ -101,7 +106,18 @@ def discover(
         scores = scores_of(model(example.detach().clone().requires_grad_(True)), score_fn)
     # The recording hooks are gone here: detection's own forwards must not overwrite records.
     ordered = sorted(records.items(), key=lambda item: item[1].order)
+    ordered = _first_names(ordered)
     with torch.inference_mode(False), torch.enable_grad():
+        if within is not None:
+            layouts = {
+                name: NCHW
+                for name, record in ordered
+                if within(name)
+                and name not in overrides
+                and record.edge is not None
+                and is_spatial(record.output)
+                and record.output.shape[0] == example.shape[0]
+            }
         pool = {
             name: record.output
             for name, record in ordered
@@ -111,8 +127,10 @@ def discover(
             and record.output.shape[0] == example.shape[0]
             and name not in internal
             and name not in overrides
+            and ":" not in name  # dict entries: only where a convention states them
         }
-        layouts = detect(model, example, pool) if pool else {}
+        if within is None:
+            layouts = detect(model, example, pool) if pool else {}
         layouts.update(_overridden(overrides, records, layouts, size))
         maps = {
             name: layouts[name].to_nchw(record.output, size)
@@ -145,6 +163,19 @@ def discover(
         rearranged,
         internal,
     )
+
+
+def _first_names(ordered: list[tuple[str, Record]]) -> list[tuple[str, Record]]:
+    """Drop dict entries (``module:key``) that repeat a tensor already recorded by another
+    module: a backbone returning its FPN's dict, an ``IntermediateLayerGetter``'s stages."""
+    seen: set[int] = set()
+    kept = []
+    for name, record in ordered:
+        if ":" in name and id(record.output) in seen:
+            continue
+        seen.add(id(record.output))
+        kept.append((name, record))
+    return kept
 
 
 def _overridden(
