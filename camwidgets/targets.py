@@ -62,6 +62,8 @@ class Target:
     """
 
     label: int | str | None = None
+    #: The model family the target is refused for before any pass ("detector", "segmenter").
+    refused_for: tuple[str, ...] = ()
 
     def __call__(self, outputs: Outputs, rows: Sequence[int] | None = None) -> torch.Tensor:
         """The score of images ``rows`` (default all), (len(rows),), with its autograd graph."""
@@ -104,7 +106,7 @@ def _name(classes: Sequence[str], label: int | str | None) -> str:
     return str(label)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Box(Target):
     """A detection: the detector's reported score of its output box that best matches ``box``.
 
@@ -126,6 +128,7 @@ class Box(Target):
     box: tuple[float, float, float, float]
     label: int | str  # type: ignore[assignment]
     iou: float = 0.5
+    refused_for = ("segmenter",)
 
     def __post_init__(self) -> None:
         values = np.asarray(self.box, dtype=np.float64).reshape(-1) if _seq(self.box) else None
@@ -142,6 +145,15 @@ class Box(Target):
             raise ValueError(f"Box: iou must be in (0, 1], got {self.iou!r}")
         object.__setattr__(self, "iou", iou)
 
+    def __eq__(self, other: object) -> bool:
+        # Any Box (a Detection too) is the same target as another with the same fields.
+        if not isinstance(other, Box):
+            return NotImplemented
+        return (self.box, self.label, self.iou) == (other.box, other.label, other.iou)
+
+    def __hash__(self) -> int:
+        return hash(("Box", self.box, self.label, self.iou))
+
     def resolve(self, classes: Sequence[str], num_classes: int) -> Target:
         index = _label_index(self.label, classes, num_classes, "Box")
         return self if index == self.label else Box(self.box, index, self.iou)
@@ -156,9 +168,9 @@ class Box(Target):
         return [self._match(found[i], outputs.classes, i) for i in rows]
 
     def _match(self, det: Mapping[str, torch.Tensor], classes: Sequence[str], image: int) -> int:
-        boxes, labels, scores = det["boxes"], det["labels"], det["scores"]
+        boxes, labels, scores = det["boxes"].detach(), det["labels"], det["scores"].detach()
         mine = torch.tensor([self.box], dtype=boxes.dtype, device=boxes.device)
-        overlap = _iou(mine, boxes.detach())[0] if len(boxes) else boxes.new_zeros(0)
+        overlap = _iou(mine, boxes)[0] if len(boxes) else boxes.new_zeros(0)
         assert isinstance(self.label, int)
         same = torch.where(labels.eq(self.label), overlap, torch.full_like(overlap, -1.0))
         if len(same) and float(same.max()) >= self.iou:
@@ -188,7 +200,7 @@ class Box(Target):
         return torch.stack(picked)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Detection(Box):
     """One output box of a detector (``engine.detect``); also a target (a ``Box`` on itself).
 
@@ -235,6 +247,7 @@ class Region(Target):
     mask: np.ndarray
     label: int | str  # type: ignore[assignment]
     _digest: str = field(default="", repr=False, compare=False)
+    refused_for = ("detector",)
 
     def __post_init__(self) -> None:
         raw = self.mask
@@ -367,7 +380,7 @@ class Similarity(Target):
 
     def __call__(self, outputs: Outputs, rows: Sequence[int] | None = None) -> torch.Tensor:
         emb = _rows(outputs.scores, rows)
-        concept = torch.as_tensor(self.vector, dtype=emb.dtype, device=emb.device)
+        concept = torch.tensor(self.vector, dtype=emb.dtype, device=emb.device)
         return F.cosine_similarity(emb, concept[None], dim=1, eps=1e-12)
 
 

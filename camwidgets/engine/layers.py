@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -40,6 +40,9 @@ class Discovery:
     informative: frozenset[str]
     rearranged: frozenset[str]
     internal: frozenset[str]
+    # Dict entries (``backbone.fpn:0``) that are a module's own output under another name
+    # (``backbone.fpn.layer_blocks.0``): the entry name is accepted as that layer.
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 def is_spatial(tensor: object) -> bool:
@@ -106,7 +109,7 @@ def discover(
         scores = scores_of(model(example.detach().clone().requires_grad_(True)), score_fn)
     # The recording hooks are gone here: detection's own forwards must not overwrite records.
     ordered = sorted(records.items(), key=lambda item: item[1].order)
-    ordered = _first_names(ordered)
+    ordered, aliases = _first_names(ordered)
     with torch.inference_mode(False), torch.enable_grad():
         if within is not None:
             layouts = {
@@ -162,20 +165,28 @@ def discover(
         informative,
         rearranged,
         internal,
+        aliases,
     )
 
 
-def _first_names(ordered: list[tuple[str, Record]]) -> list[tuple[str, Record]]:
+def _first_names(
+    ordered: list[tuple[str, Record]],
+) -> tuple[list[tuple[str, Record]], dict[str, str]]:
     """Drop dict entries (``module:key``) that repeat a tensor already recorded by another
-    module: a backbone returning its FPN's dict, an ``IntermediateLayerGetter``'s stages."""
-    seen: set[int] = set()
+    module (a backbone returning its FPN's dict, an ``IntermediateLayerGetter``'s stages);
+    each dropped entry becomes an alias of the outermost module that returned it."""
+    outermost: dict[int, str] = {}  # tensor -> the last (outermost) module that returned it
     kept = []
+    aliases: dict[str, str] = {}
     for name, record in ordered:
-        if ":" in name and id(record.output) in seen:
+        earlier = outermost.get(id(record.output))
+        if ":" in name and earlier is not None:
+            aliases[name] = aliases.get(earlier, earlier)
             continue
-        seen.add(id(record.output))
+        if ":" not in name or earlier is None:
+            outermost[id(record.output)] = name
         kept.append((name, record))
-    return kept
+    return kept, aliases
 
 
 def _overridden(

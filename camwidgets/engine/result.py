@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 
 import torch
+
+from camwidgets.targets import Target
 
 
 @dataclass(frozen=True, repr=False)
@@ -21,10 +23,13 @@ class CamResult:
         coarse: the signed map before ReLU, e.g. sum_k alpha_k A^k for Grad-CAM, (h, w).
         weights: the channel weights alpha, (K,); None for methods without channel weights.
         activations: the layer output A, (K, h, w), channels first.
-        target: the class index explained.
-        target_name: its name.
-        score: the raw (pre-softmax) score of that class.
-        probability: its softmax probability.
+        target: the class index explained, or the target object (``camwidgets.targets``:
+            a Box, Detection, Region or Similarity).
+        target_name: its name (a target object's title, e.g. ``"dog box"``).
+        score: the raw (pre-softmax) score of that class, or the target's score (a box's
+            detection score, a region's summed raw scores, a cosine similarity).
+        probability: its softmax probability; for a target object its own companion: the
+            detection score, the mean pixel probability over the region, the cosine.
         layer: the layer's dotted name.
         counterfactual: whether the explanation is of -Y_c (regions that lower the score).
         method: the method's name ("gradcam", "cam", ...).
@@ -45,7 +50,7 @@ class CamResult:
     coarse: torch.Tensor
     weights: torch.Tensor | None
     activations: torch.Tensor
-    target: int | tuple[int, ...]
+    target: int | Target | tuple[int | Target, ...]
     target_name: str | tuple[str, ...]
     score: float | tuple[float, ...]
     probability: float | tuple[float, ...]
@@ -106,22 +111,34 @@ def assemble_result(
     class_names: Sequence[str],
     batched: bool,
     scores: torch.Tensor,
-    classes: tuple[int, ...],
+    classes: tuple[int | Target, ...],
     maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor],
     layer: str,
     counterfactual: bool,
     method: str,
     cached: bool,
     guided: torch.Tensor | None = None,
+    described: Mapping[int, tuple[float, float, str]] | None = None,
 ) -> CamResult:
     """A CamResult on the CPU from the engine's (N, ...) tensors, the batch axis squeezed for a
-    single image. ``maps`` is (heatmap, coarse, weights or None, activations)."""
+    single image. ``maps`` is (heatmap, coarse, weights or None, activations); ``described``
+    gives (score, probability, name) of the images whose target is a target object."""
     scores = scores.detach().float().cpu()  # once: per-element reads on a GPU would each sync
     probabilities = scores.softmax(dim=1)
-    rows = range(len(classes))
-    score = tuple(float(scores[i, c]) for i, c in zip(rows, classes, strict=True))
-    prob = tuple(float(probabilities[i, c]) for i, c in zip(rows, classes, strict=True))
-    names = tuple(class_names[c] for c in classes)
+    described = described or {}
+    rows = list(range(len(classes)))
+    score = tuple(
+        described[i][0] if isinstance(c, Target) else float(scores[i, c])
+        for i, c in zip(rows, classes, strict=True)
+    )
+    prob = tuple(
+        described[i][1] if isinstance(c, Target) else float(probabilities[i, c])
+        for i, c in zip(rows, classes, strict=True)
+    )
+    names = tuple(
+        described[i][2] if isinstance(c, Target) else class_names[c]
+        for i, c in zip(rows, classes, strict=True)
+    )
 
     def host(t: torch.Tensor | None) -> torch.Tensor | None:
         if t is None:
