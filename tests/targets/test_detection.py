@@ -128,6 +128,7 @@ def test_one_forward_per_picture_one_backward_per_target(
     assert hash(Box(found[0].box, found[0].label)) == hash(found[0])
 
 
+@pytest.mark.slow
 def test_the_box_score_is_differentiable_through_the_box_head(
     detector: nn.Module, picture: torch.Tensor
 ) -> None:
@@ -218,6 +219,7 @@ def test_the_model_is_left_as_found(picture: torch.Tensor) -> None:
     assert hook_state(model) == hooks
 
 
+@pytest.mark.slow
 def test_a_batch_takes_one_target_per_picture(engine: GradCAM, detector: nn.Module) -> None:
     g = torch.Generator().manual_seed(5)
     pictures = [torch.rand(PICTURE, generator=g) for _ in range(2)]
