@@ -94,7 +94,6 @@ class MethodGatherer(BackwardCache):
         """Check a method's map, resize it to the input and assemble the CamResult."""
         name, classes = inputs.layer, inputs.classes
         coarse = output.coarse.float()
-        check_map(coarse, output.weights, inputs.activations, name, method)
         # Bilinear to the input; for a detector, through its own resize and padding undone.
         heatmap = entry.frame.to_picture(coarse.clamp_min(0), prepared.size)
         pixels = output.pixels
@@ -109,6 +108,8 @@ class MethodGatherer(BackwardCache):
             method=method,
             cached=cached,
             guided=None if pixels is None else pixels.float() * heatmap.unsqueeze(1),
+            # Raises with the cause when the map is not finite (checked in the result's sync).
+            check=lambda: check_map(coarse, output.weights, inputs.activations, name, method),
             described=self._described(entry, classes),
         )
 

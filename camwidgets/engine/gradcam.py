@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -14,6 +14,7 @@ from camwidgets.adapters import conventions
 from camwidgets.targets import Target as TargetObject
 
 from .cache import ByteLRU, ModelStamp
+from .capture import Record
 from .catalog import LayerCatalog
 from .checks import (
     as_bool,
@@ -153,8 +154,9 @@ class GradCAM(LayerCatalog, TargetChecks, TaskQueries, MethodGatherer):
         generator = torch.Generator().manual_seed(0)  # never touch the user's global RNG
         noise = torch.randn((2, *example.shape), generator=generator)
         with self._lock:
-            example_input = noise[:1].to(self.device, self.dtype)
-            found = discover(model, example_input, _checked(self.score_fn), overrides, met.within)
+            found, evidence = _discover(
+                model, noise.to(self.device, self.dtype), self.score_fn, overrides, met.within
+            )
         self._found: Discovery = found
         shapes = dict(found.candidates)
         self._spatial = frozenset(shapes)
@@ -202,10 +204,12 @@ class GradCAM(LayerCatalog, TargetChecks, TaskQueries, MethodGatherer):
         # on CUDA (ResNet-50, five classes: 1.55x). On the CPU convolution backward has no vmap
         # rule, so the batched call would run a slower loop; there it is one backward per class.
         self._batched_backward = self.device.type == "cuda"
-        # Layers whose alpha is W_c / (h w) exactly: proven once, here, never assumed.
+        # Layers whose alpha is W_c / (h w) exactly: proven once, here, never assumed, from the
+        # discovery forward itself (two images, with a graph).
         self._proof_size = (int(example.shape[-2]), int(example.shape[-1]))
         with self._lock:
-            self._pooled = self._prove_head(noise.to(self.device, self.dtype))
+            self._pooled = self._prove_head(*evidence) if evidence is not None else None
+        del evidence  # the discovery graph goes now
 
     @serialized
     def explain(
@@ -232,7 +236,9 @@ class GradCAM(LayerCatalog, TargetChecks, TaskQueries, MethodGatherer):
                 no graph is kept beyond the call (same numbers).
 
         Returns:
-            A frozen CamResult; tensors are detached float32 on the CPU.
+            A frozen CamResult; tensors are detached float32 on the device the model ran on
+            (``result.cpu()`` copies them to the host in one transfer; on a CPU model they
+            already are). Scores and probabilities are Python floats.
         """
         chosen = get_method(method)
         counterfactual = as_bool(counterfactual, "counterfactual")
@@ -361,7 +367,7 @@ class GradCAM(LayerCatalog, TargetChecks, TaskQueries, MethodGatherer):
         per (image, class, sign), cached with the image.
 
         Returns:
-            (C, H, W), or (N, C, H, W) for a batch; float32 on the CPU.
+            (C, H, W), or (N, C, H, W) for a batch; float32 on the model's device.
         """
         counterfactual = as_bool(counterfactual, "counterfactual")
         self._follow_model()
@@ -369,7 +375,7 @@ class GradCAM(LayerCatalog, TargetChecks, TaskQueries, MethodGatherer):
         wanted = self._wanted(target, prepared.tensor.shape[0])
         entry = self._entry(prepared)
         classes = self._targets(wanted, entry.scores)
-        guided = self._guided(entry, prepared, classes, -1.0 if counterfactual else 1.0).cpu()
+        guided = self._guided(entry, prepared, classes, -1.0 if counterfactual else 1.0)
         return guided if prepared.batched else guided[0]
 
     @serialized
@@ -429,6 +435,38 @@ class GradCAM(LayerCatalog, TargetChecks, TaskQueries, MethodGatherer):
         counters); call this after writes that bypass them (``param.data.add_()``, numpy views).
         """
         self._cache.clear()
+
+
+Evidence = tuple[Mapping[str, Record], torch.Tensor]
+
+
+def _discover(
+    model: nn.Module,
+    noise: torch.Tensor,
+    score_fn: ScoreFn | None,
+    overrides: dict[str, Any],
+    within: Callable[[str], bool] | None = None,
+) -> tuple[Discovery, Evidence | None]:
+    """The construction's one real forward: discovery on two example images, whose records and
+    scores (with their graph) then serve the pooled-head proof. A model that cannot take two
+    images at once is discovered on one and gets no proof (alpha by autograd there)."""
+    kept: dict[str, Any] = {}
+    try:
+        found = discover(model, noise, _checked(score_fn, 2), overrides, keep=kept, within=within)
+        return found, (kept["records"], kept["scores"])
+    except (RuntimeError, ValueError, TypeError):
+        pass
+    single = noise[:1]
+    try:
+        return discover(model, single, _checked(score_fn, 1), overrides, within=within), None
+    except RuntimeError as error:
+        raise TypeError(
+            f"the model does not take images: a ({', '.join(map(str, single.shape))}) batch of "
+            f"{single.dtype} images (N, C, H, W) failed inside its forward with "
+            f"{type(error).__name__}: {error}. GradCAM explains image models whose forward "
+            "takes an (N, C, H, W) tensor (give a transform= that makes the (C, H, W) tensors "
+            "the model expects)"
+        ) from error
 
 
 def _defined_for(method: Method, wanted: Sequence[object]) -> None:
