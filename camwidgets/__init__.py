@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import audit, metrics, naming, zoo
+    from . import audit, metrics, naming, targets, zoo
     from .audit.results import Audit
     from .engine import CamResult, GradCAM, Prediction
     from .naming import ChannelNames, describe, dissect
@@ -30,6 +30,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Prediction": (".engine", "Prediction"),
     "Explorer": (".widgets.explorer", "Explorer"),
     "zoo": (".zoo", None),
+    "targets": (".targets", None),
     "naming": (".naming", None),
     "metrics": (".metrics", None),
     "audit": (".audit", None),
@@ -51,6 +52,7 @@ __all__ = [
     "dissect",
     "metrics",
     "naming",
+    "targets",
     "zoo",
 ]
 

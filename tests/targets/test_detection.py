@@ -267,8 +267,15 @@ def test_other_families_match_the_reference(family: str) -> None:
     picture = torch.rand(PICTURE, generator=torch.Generator().manual_seed(1))
     found = engine.detect(picture)
     assert found, f"{family} with random weights detected nothing"
-    for layer in (engine.default_layer, engine.layers[-1]):
+    rcnn = family in ("maskrcnn", "keypointrcnn")
+    # The R-CNN box head pools FPN levels 0-3; "pool" feeds only the RPN, whose proposals are
+    # detached: a box score does not depend on it (its map is zero, checked below).
+    last = "backbone.fpn:3" if rcnn else engine.layers[-1]
+    for layer in (engine.default_layer, last):
         res = engine.explain(picture, layer=layer, target=found[0])
         ref = reference_cam(model, picture, layer, box_score(found[0]), call=as_list)
         assert_close_map(res.coarse, ref.coarse)
         assert_close_map(res.heatmap, ref.heatmap)
+    if rcnn:
+        unused = engine.explain(picture, layer="backbone.fpn:pool", target=found[0])
+        assert not unused.weights.any() and not unused.heatmap.any()
