@@ -60,6 +60,9 @@ class TaskQueries(ForwardRecorder):
             labels = det["labels"].detach().cpu().tolist()
             scores = det["scores"].detach().float().cpu()
             order = torch.argsort(scores, descending=True, stable=True).tolist()
+            # Boxes of zero width or height (clipped at the border) are no Box: left out, and
+            # ranks count the detections listed.
+            kept = [j for j in order if boxes[j, 2] > boxes[j, 0] and boxes[j, 3] > boxes[j, 1]]
             per_image.append(
                 [
                     Detection(
@@ -69,9 +72,7 @@ class TaskQueries(ForwardRecorder):
                         score=float(scores[j]),
                         rank=rank,
                     )
-                    for rank, j in enumerate(order)
-                    if float(boxes[j, 2]) > float(boxes[j, 0])
-                    and float(boxes[j, 3]) > float(boxes[j, 1])
+                    for rank, j in enumerate(kept)
                 ]
             )
         return per_image if prepared.batched else per_image[0]
