@@ -14,8 +14,10 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import nn
+from torchvision import transforms
 
 from .base import Conventions
+from .segmentation import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _from_transformers(obj: object) -> bool:
@@ -94,15 +96,25 @@ def processor_transform(processor: Any) -> ProcessorTransform:
     return ProcessorTransform(processor)
 
 
+def imagenet_transform(side: int) -> transforms.Compose:
+    """ImageNet preprocessing at ``side`` (resize 256/224 of it, centre crop, normalise)."""
+    return transforms.Compose(
+        [
+            transforms.Resize(round(side * 256 / 224)),
+            transforms.CenterCrop(side),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
 def conventions(model: nn.Module) -> Conventions:
     """The Hugging Face conventions (see the module docstring)."""
-    from camwidgets.engine.inputs import default_transform
-
     config = getattr(model, "config", None)
     size = getattr(config, "image_size", None)
     side = size if isinstance(size, int) else size[0] if isinstance(size, (list, tuple)) else None
     return Conventions(
         score_fn=logits,
-        transform=default_transform(int(side)) if side else None,
+        transform=imagenet_transform(int(side)) if side else None,
         classes=id2label(model),
     )
