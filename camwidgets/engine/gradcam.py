@@ -262,7 +262,7 @@ class GradCAM(LayerCatalog, TargetChecks, TaskQueries, MethodGatherer):
             entry = self._entry(prepared, name, graph)
         else:
             entry = self._forward(prepared.tensor, [name], gradients=graph)
-        classes = self._targets(wanted, entry.scores)
+        classes = self._targets(wanted, entry)
         sign = -1.0 if counterfactual else 1.0
         inputs = self._method_inputs(chosen, entry, prepared, classes, name, sign, cache)
         key = (chosen.name, classes, sign, name)
@@ -332,7 +332,7 @@ class GradCAM(LayerCatalog, TargetChecks, TaskQueries, MethodGatherer):
             graph = self._needs_graph(chosen, name, prepared.size, *wanted)
             self._asked.add(name)
             entry = self._entry(prepared, name, graph)
-            sets = [self._targets(w, entry.scores) for w in wanted]
+            sets = [self._targets(w, entry) for w in wanted]
             if graph:
                 full = chosen.needs_gradients
                 if full:
@@ -374,7 +374,7 @@ class GradCAM(LayerCatalog, TargetChecks, TaskQueries, MethodGatherer):
         prepared = self.prepare(image)
         wanted = self._wanted(target, prepared.tensor.shape[0])
         entry = self._entry(prepared)
-        classes = self._targets(wanted, entry.scores)
+        classes = self._targets(wanted, entry)
         guided = self._guided(entry, prepared, classes, -1.0 if counterfactual else 1.0)
         return guided if prepared.batched else guided[0]
 

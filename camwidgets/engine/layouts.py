@@ -246,6 +246,16 @@ def _shapes_at(
     return shapes
 
 
+_NORMS = frozenset(
+    {nn.BatchNorm1d.forward, nn.BatchNorm2d.forward, nn.BatchNorm3d.forward}  # one function
+)
+
+
+def _same_shape(x: torch.Tensor) -> torch.Tensor:
+    """The shape of an eval-mode normalisation's output (its input's), without arithmetic."""
+    return x
+
+
 def _meta_shapes(
     model: nn.Module, modules: Mapping[str, nn.Module], batch: torch.Tensor
 ) -> dict[str, tuple[int, ...]] | None:
@@ -268,6 +278,12 @@ def _meta_shapes(
         if isinstance(out, torch.Tensor):
             shapes[name] = tuple(out.shape)
 
+    # An eval-mode BatchNorm returns its input's shape; its meta kernel is a slow Python
+    # decomposition (most of a ResNet's meta pass), so on meta it is an identity. The instance
+    # attribute goes with the restore below.
+    for module in model.modules():
+        if type(module).forward in _NORMS:
+            module.forward = _same_shape  # type: ignore[method-assign]
     try:
         with evaluating(model), torch.no_grad(), _hooks(modules, seen):
             functional_call(model, state, (batch.to("meta"),), strict=False)

@@ -182,7 +182,7 @@ def test_status_line_says_what_is_shown_and_what_it_cost(explorer: Explorer) -> 
     result = explorer.result
     assert result is not None
     status = panel.status.value
-    top = explorer.engine.predict(panel._current().prepared, k=1)[0]  # type: ignore[index]
+    top = explorer.engine.predict(panel.current().prepared, k=1)[0]  # type: ignore[index]
     assert f"predicted <b>{top.name}</b> ({top.probability:.1%})" in status
     assert f"<b>{result.target_name}</b> (class {result.target}" in status
     assert f"score {result.score:.4g}" in status and "layer4 (32×4×4)" in status
@@ -252,9 +252,10 @@ def test_the_panel_leaves_a_given_engine_as_configured(
     bare = make_engine()
     bare.explain(images[0])  # what the same first view does to an engine nobody configured
     assert engine.gradient_depth == bare.gradient_depth != engine.layers[0]
-    # A given engine records only the layers asked of it (nobody watched layer1), so a new layer
-    # costs this image one forward and this class one backward; the panel does not widen it.
-    with passes(engine, 1, 1):
+    # A given engine records its stages and the layers asked of it (nobody watched layer1):
+    # since engine v3 a new stage costs this image no forward, this class one backward; the
+    # panel does not widen it.
+    with passes(engine, 0, 1):
         ex.panel.controls.layer.value = "layer1"
     own = Explorer(engine.model, transform=engine.transform, layers=["layer1", "layer4"])
     assert own.engine.gradient_depth is None
