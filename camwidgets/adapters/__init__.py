@@ -18,6 +18,7 @@ Nothing here imports ``transformers`` or ``timm`` unless the model comes from th
 
 from __future__ import annotations
 
-from .base import Conventions, Frame, conventions
+from .base import Conventions, Frame
+from .families import conventions
 
 __all__ = ["Conventions", "Frame", "conventions"]

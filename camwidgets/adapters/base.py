@@ -1,4 +1,4 @@
-"""The conventions a model brings, and the one function that reads them."""
+"""The conventions a model brings (``Conventions``) and the geometry of a forward (``Frame``)."""
 
 from __future__ import annotations
 
@@ -83,37 +83,3 @@ class Conventions:
     default_layer: Callable[[Sequence[str]], str | None] | None = None
     frame: Callable[[nn.Module], AbstractContextManager[Frame]] = _no_frame
     why_default: str = ""
-
-
-def conventions(
-    model: nn.Module,
-    weights: object = None,
-    transform: object = None,
-) -> Conventions:
-    """The conventions of ``model`` (torchvision detection/segmentation, Hugging Face, timm),
-    with ``weights`` (torchvision) and an image processor given as ``transform`` applied."""
-    from . import detection, huggingface, segmentation, timm_cfg
-    from . import weights as tv_weights
-
-    if detection.is_detector(model):
-        found = detection.conventions(model)
-    elif segmentation.is_segmenter(model):
-        found = segmentation.conventions(model)
-    elif huggingface.is_hf_model(model):
-        found = huggingface.conventions(model)
-    elif timm_cfg.is_timm_model(model):
-        found = timm_cfg.conventions(model)
-    else:
-        found = Conventions()
-    if huggingface.is_image_processor(transform):
-        found = _replace(found, transform=huggingface.processor_transform(transform))
-    if weights is not None:
-        transform_of, categories = tv_weights.read(weights)
-        found = _replace(found, transform=transform_of, classes=categories)
-    return found
-
-
-def _replace(found: Conventions, **changes: Any) -> Conventions:
-    import dataclasses
-
-    return dataclasses.replace(found, **changes)
