@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import attacks, audit, metrics, naming, zoo
+    from . import attacks, audit, metrics, naming, targets, zoo
     from .audit.results import Audit
     from .engine import CamResult, GradCAM, Prediction
     from .naming import ChannelNames, describe, dissect
@@ -31,6 +31,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Explorer": (".widgets.explorer", "Explorer"),
     "zoo": (".zoo", None),
     "attacks": (".attacks", None),
+    "targets": (".targets", None),
     "naming": (".naming", None),
     "metrics": (".metrics", None),
     "audit": (".audit", None),
@@ -53,6 +54,7 @@ __all__ = [
     "dissect",
     "metrics",
     "naming",
+    "targets",
     "zoo",
 ]
 

@@ -213,7 +213,7 @@ def _rows(
     heat = res.heatmap.reshape(n, *res.heatmap.shape[-2:]).numpy()
     coarse = res.coarse.reshape(n, *res.coarse.shape[-2:]).numpy()
     logits = res.logits.reshape(n, -1).double()
-    explained = [res.target] if isinstance(res.target, int) else list(res.target)
+    explained = list(res.target) if isinstance(res.target, tuple) else [res.target]
     names = [res.target_name] if isinstance(res.target_name, str) else list(res.target_name)
     scores = [res.score] if isinstance(res.score, float) else list(res.score)
     probs = [res.probability] if isinstance(res.probability, float) else list(res.probability)

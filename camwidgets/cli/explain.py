@@ -13,6 +13,7 @@ from typing import Any
 
 from camwidgets.cli.errors import UsageError
 from camwidgets.cli.models import MODEL_HELP
+from camwidgets.cli.tasks import add_arguments as add_target_arguments
 
 ZOO_SIDE = 96  # the zoo models' scenes are 96x96 pictures
 
@@ -32,6 +33,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--target", "-t", help="class to explain: an index or a name (default: the top class)"
     )
+    add_target_arguments(parser)
     parser.add_argument("--layer", "-l", help="layer to explain at (default: the last spatial one)")
     parser.add_argument(
         "--method", "-m", default="gradcam", help="attribution method (default: gradcam)"
@@ -83,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
     import os
     import sys
 
+    from camwidgets.cli import tasks
     from camwidgets.cli.save import check_output, output_format
 
+    tasks.check(args)
     if args.image is not None and not os.path.isfile(args.image):
         what = "is a directory" if os.path.isdir(args.image) else "does not exist"
         raise UsageError(f"image {args.image!r} {what}")
@@ -115,9 +119,10 @@ def run(args: argparse.Namespace) -> int:
     layer = _layer(engine, args.layer)
     method = _method(engine, layer, args.method)
     target = _target(engine, args.target)
+    target = _run_model(lambda: tasks.target(args, engine, picture, _target)) or target
     predictions, res = _run_model(
         lambda: (
-            engine.predict(picture, k=args.top),
+            None if engine.kind != "classifier" else engine.predict(picture, k=args.top),
             engine.explain(
                 picture,
                 layer=layer,
@@ -191,7 +196,7 @@ def _method(engine: Any, layer: str, method: str) -> str:
     )
 
 
-def _target(engine: Any, target: str | None) -> int | None:
+def _target(engine: Any, target: str | None) -> int | None:  # also --region's label
     """A class index from an index or a name (case-insensitive, with suggestions)."""
     if target is None:
         return None
@@ -238,19 +243,23 @@ def _report(
     """Print the classes and the map's summary in picture coordinates; save the overlay."""
     import numpy as np
 
+    from camwidgets.cli import tasks
     from camwidgets.cli.geometry import Geometry, geometry
     from camwidgets.cli.overlay import card_layout, overlay_card
     from camwidgets.cli.save import write_picture
 
     print(f"model: {label}; image: {source} ({picture.width}x{picture.height})")
-    for p in predictions:
-        print(f"  {p.name:>20s}  p={p.probability:.3f}  logit={p.logit:+.3f}  (class {p.index})")
+    if not tasks.report(engine, picture, args.top):
+        for p in predictions:
+            print(
+                f"  {p.name:>20s}  p={p.probability:.3f}  logit={p.logit:+.3f}  (class {p.index})"
+            )
     res = res.cpu()  # the CLI draws and saves on the host
     heat = res.heatmap
     shape = "x".join(map(str, engine.layer_shapes[res.layer]))
     side = "against" if res.counterfactual else "for"
     print(
-        f"{res.method} map {side} {res.target_name!r} (class {res.target}) at {res.layer} "
+        f"{res.method} map {side} {tasks.describe(res)} at {res.layer} "
         f"({shape}): score {res.score:+.3f}, p={res.probability:.3f}"
     )
     view = geometry(engine.transform, (picture.height, picture.width))

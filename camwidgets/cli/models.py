@@ -2,7 +2,9 @@
 
 Accepted: ``zoo:shapes`` / ``zoo:shortcut`` (the teaching models that ship),
 ``torchvision:NAME[:WEIGHTS]`` (a torchvision architecture; its weights from torch hub's cache,
-downloaded only when asked) and a file written by ``torch.save(model)``.
+downloaded only when asked), ``hf:PATH`` (a Hugging Face model directory written by
+``save_pretrained``, with its image processor if saved beside it) and a file written by
+``torch.save(model)`` (detectors, segmenters and timm models get their own preprocessing).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from camwidgets.cli.errors import UsageError
 
 ZOO_PREFIX = "zoo:"
 TORCHVISION_PREFIX = "torchvision:"
+HF_PREFIX = "hf:"
 MODEL_HELP = (
-    "zoo:shapes, zoo:shortcut, torchvision:NAME[:WEIGHTS] (e.g. torchvision:resnet50) or a file "
-    "saved with torch.save(model)"
+    "zoo:shapes, zoo:shortcut, torchvision:NAME[:WEIGHTS] (e.g. torchvision:resnet50), "
+    "hf:PATH (a Hugging Face model directory) or a file saved with torch.save(model)"
 )
 
 
@@ -72,6 +75,8 @@ def load_model(
         loaded = _zoo(spec.removeprefix(ZOO_PREFIX))
     elif spec.startswith(TORCHVISION_PREFIX):
         loaded = _torchvision(spec.removeprefix(TORCHVISION_PREFIX), download)
+    elif spec.startswith(HF_PREFIX):
+        loaded = _huggingface(spec.removeprefix(HF_PREFIX))
     elif os.path.exists(spec):
         loaded = _from_file(spec, size)
     else:
@@ -194,6 +199,19 @@ def _from_file(path: str, size: int) -> LoadedModel:
         f"{path}: a pickled nn.Module (torch.save(model)); unpickling runs code stored in the "
         "file, so load only files you trust"
     )
+    from camwidgets.adapters import conventions
+
+    met = conventions(model)
+    if met.transform is not None:  # a detector, segmenter, timm or HF model: its own
+        own = f"preprocessing for {path}: the model's own ({met.kind}, {type(model).__name__})"
+        return LoadedModel(
+            model,
+            None,
+            met.transform,
+            f"{path} (pickled {type(model).__name__})",
+            notes=(note, own),
+            files=(path,),
+        )
     notes = (
         note,
         f"preprocessing for {path}: ImageNet's (resize to {round(size * 256 / 224)}, centre crop "
@@ -204,6 +222,49 @@ def _from_file(path: str, size: int) -> LoadedModel:
         None,
         default_transform(size),
         f"{path} (pickled nn.Module)",
+        notes=notes,
+        files=(path,),
+    )
+
+
+def _huggingface(path: str) -> LoadedModel:
+    """A Hugging Face image classifier saved with ``save_pretrained`` (no download: local)."""
+    if not os.path.isdir(path) or not os.path.isfile(os.path.join(path, "config.json")):
+        raise UsageError(
+            f"--model hf:{path}: expected a directory written by save_pretrained (with "
+            "config.json); models are not downloaded"
+        )
+    try:
+        import transformers
+    except ImportError:
+        raise UsageError(
+            'hf: models need the transformers package: pip install "camwidgets[transformers]"'
+        ) from None
+    from camwidgets.adapters import conventions
+
+    try:
+        model = transformers.AutoModelForImageClassification.from_pretrained(
+            path, local_files_only=True
+        ).eval()
+    except (OSError, ValueError, KeyError) as err:
+        raise UsageError(f"--model hf:{path} could not be loaded ({_first_line(err)})") from err
+    processor: Any = None
+    notes: tuple[str, ...] = ()
+    if os.path.isfile(os.path.join(path, "preprocessor_config.json")):
+        processor = transformers.AutoImageProcessor.from_pretrained(path, local_files_only=True)
+    met = conventions(model, transform=processor)
+    if processor is None:
+        notes = (
+            f"hf:{path} has no preprocessor_config.json: pictures are resized to the config's "
+            "image_size with ImageNet mean/std (save the image processor beside the model)",
+        )
+    from camwidgets.engine.inputs import default_transform
+
+    return LoadedModel(
+        model,
+        None,
+        met.transform if met.transform is not None else default_transform(),
+        f"hf:{path} ({type(model).__name__})",
         notes=notes,
         files=(path,),
     )

@@ -8,37 +8,44 @@ from typing import Any
 import torch
 from torch.autograd.graph import GradientEdge
 
-from .entry import ClassGradients, ImageEntry
+from camwidgets.targets import Outputs, Target, objective
+
+from .entry import ClassGradients, ImageEntry, Keys
 from .forward import ForwardRecorder
 from .guided import guided_gradients
 from .inputs import Prepared
 from .layers import scores_of
-from .methods import ClassScore
 
 
 class BackwardCache(ForwardRecorder):
     """Backwards per (image, class set), cached with the image's forward."""
 
     def _guided(
-        self, entry: ImageEntry, prepared: Prepared, classes: tuple[int, ...], sign: float
+        self, entry: ImageEntry, prepared: Prepared, classes: Keys, sign: float
     ) -> torch.Tensor:
         """Guided-backprop input gradient of ``sign * Y_c``: cached, or a forward + backward."""
         key = (classes, sign)
         known = entry.guided.get(key)
         if known is None:
 
-            def objective(output: Any) -> torch.Tensor:
-                return ClassScore(classes, sign)(scores_of(output, self.score_fn))
+            def score(output: Any) -> torch.Tensor:
+                return sign * objective(classes, self._outputs(output))
 
-            known = guided_gradients(self.model, prepared.tensor, objective)
+            known = guided_gradients(self.model, prepared.tensor, score)
             self._forwards += 1
             self._backwards += 1
             entry.guided[key] = known
             self._cache.shrink()
         return known
 
+    def _outputs(self, output: object, scores: torch.Tensor | None = None) -> Outputs:
+        """What a target reads from one forward's output."""
+        if scores is None:
+            scores = scores_of(output, self.score_fn)
+        return Outputs(output, scores, self.classes)
+
     def _gradients(
-        self, entry: ImageEntry, classes: tuple[int, ...], name: str, full: bool, cache: bool
+        self, entry: ImageEntry, classes: Keys, name: str, full: bool, cache: bool
     ) -> ClassGradients:
         """Alpha (and, if ``full``, the gradient) at ``name`` for these classes: cached, or one
         backward that serves every recorded layer from the deepest asked for so far onward."""
@@ -50,7 +57,7 @@ class BackwardCache(ForwardRecorder):
     def _backward(
         self,
         entry: ImageEntry,
-        class_sets: Sequence[tuple[int, ...]],
+        class_sets: Sequence[Keys],
         name: str,
         full: bool,
         cache: bool,
@@ -68,8 +75,12 @@ class BackwardCache(ForwardRecorder):
                 # stages were watched) instead of one more backward per class per layer.
                 depth = min(depth, self.layers.index(self.stages[0]))
             self._depth = depth
+            # A target object's score is no class score: the head's analytic alpha is not its.
+            objects = any(isinstance(k, Target) for keys in class_sets for k in keys)
             names = [
-                n for n in self.layers[depth:] if n in entry.records and not self._exact(n, entry)
+                n
+                for n in self.layers[depth:]
+                if n in entry.records and (objects or not self._exact(n, entry))
             ]
             keep = {n for n in names if n in self._full_layers}
         else:
@@ -83,7 +94,8 @@ class BackwardCache(ForwardRecorder):
             per_set: list[tuple[torch.Tensor | None, ...]] = [() for _ in class_sets]
         else:
             with torch.inference_mode(False), torch.enable_grad():
-                per_set = self._autograd(entry.scores, class_sets, list(edges.values()), cache)
+                outputs = self._outputs(entry.output, entry.scores)
+                per_set = self._autograd(outputs, class_sets, list(edges.values()), cache)
         results = []
         for classes, grads in zip(class_sets, per_set, strict=True):
             by_edge = dict(zip(edges, grads, strict=True))
@@ -120,13 +132,16 @@ class BackwardCache(ForwardRecorder):
 
     def _autograd(
         self,
-        scores: torch.Tensor,
-        class_sets: Sequence[tuple[int, ...]],
+        outputs: Outputs,
+        class_sets: Sequence[Keys],
         edges: list[GradientEdge],
         retain: bool,
     ) -> list[tuple[torch.Tensor | None, ...]]:
-        """d(sum_i Y[i, c_i]) / d(edges) for each class set c; counts the backwards run."""
-        if len(class_sets) > 1 and self._batched_backward:
+        """d(sum_i score_i) / d(edges) for each target set (``targets.objective``); counts the
+        backwards run."""
+        scores = outputs.scores
+        classes_only = all(isinstance(k, int) for keys in class_sets for k in keys)
+        if len(class_sets) > 1 and self._batched_backward and classes_only:
             # One-hot rows of dY: the vectorised backward computes the same products as the
             # per-class loop, all at once.
             grad_outputs = torch.zeros(
@@ -156,7 +171,7 @@ class BackwardCache(ForwardRecorder):
         out: list[tuple[torch.Tensor | None, ...]] = []
         for i, classes in enumerate(class_sets):
             grads = torch.autograd.grad(
-                ClassScore(classes)(scores),
+                objective(classes, outputs),
                 edges,
                 retain_graph=retain or i < len(class_sets) - 1,
                 allow_unused=True,

@@ -46,6 +46,7 @@ class Record:
     arg_versions: tuple[int, ...]
     order: int
     cloned: bool = False
+    key: str | None = None  # the entry of a dict output this record is (``module:key``)
     _value: torch.Tensor | None = field(default=None, repr=False)
 
     @property
@@ -78,7 +79,8 @@ class Record:
                 # reproduces what it produced; copying every such output during the forward
                 # instead would cost ~20% of a ResNet-50 forward.
                 with evaluating(model), torch.no_grad():
-                    self._value = self.module.forward(*self.args, **self.kwargs).detach()
+                    value = self.module.forward(*self.args, **self.kwargs)
+                    self._value = (value if self.key is None else value[self.key]).detach()
             else:
                 self._value = self.output.detach()
         return self._value
@@ -87,6 +89,12 @@ class Record:
 def _edge(tensor: torch.Tensor) -> GradientEdge | None:
     """The autograd edge of a tensor, or None when nothing upstream requires a gradient."""
     return get_gradient_edge(tensor) if tensor.requires_grad else None
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """``"backbone.fpn:0"`` -> ``("backbone.fpn", "0")``: a module and an entry of its dict."""
+    module, sep, key = name.partition(":")
+    return module, key if sep else None
 
 
 @contextmanager
@@ -98,35 +106,56 @@ def recording(
     Modules in ``clone`` hand a copy downstream so their own output survives later in-place
     ops; that is only needed when the inputs were overwritten too, so recomputing is impossible.
     When a module runs several times in one forward, its last call is the one recorded.
+
+    A module returning a dict of tensors (a feature pyramid) is recorded entry by entry:
+    ``"name:key"`` asks for one entry; a plain ``"name"`` records every entry as ``name:key``.
     """
     records: dict[str, Record] = {}
     counter = iter(range(1 << 62))
+    groups: dict[int, tuple[nn.Module, list[str]]] = {}
+    for name, module in modules.items():
+        groups.setdefault(id(module), (module, []))[1].append(name)
 
-    def make_hook(name: str) -> Any:
+    def record(name: str, module: nn.Module, value: torch.Tensor, call: tuple[Any, ...]) -> None:
+        args, kwargs, key = call
+        records[name] = Record(
+            module=module,
+            output=value,
+            version=value._version,
+            edge=_edge(value),
+            args=args,
+            kwargs=kwargs,
+            arg_versions=tuple(a._version for a in args if isinstance(a, torch.Tensor)),
+            order=next(counter),
+            cloned=name in clone,
+            key=key,
+        )
+
+    def make_hook(names: list[str]) -> Any:
         def hook(
             module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
         ) -> Any:
-            if not isinstance(output, torch.Tensor):
-                return None
-            records[name] = Record(
-                module=module,
-                output=output,
-                version=output._version,
-                edge=_edge(output),
-                args=args,
-                kwargs=kwargs,
-                arg_versions=tuple(a._version for a in args if isinstance(a, torch.Tensor)),
-                order=next(counter),
-                cloned=name in clone,
-            )
-            return output.clone() if name in clone else None
+            if isinstance(output, torch.Tensor):
+                plain = [n for n in names if split_name(n)[1] is None]
+                for name in plain:
+                    record(name, module, output, (args, kwargs, None))
+                return output.clone() if any(n in clone for n in plain) else None
+            if isinstance(output, Mapping):
+                for name in names:
+                    base, key = split_name(name)
+                    entries = [key] if key is not None else list(output)
+                    for k in entries:
+                        value = output.get(k)
+                        if isinstance(value, torch.Tensor):
+                            record(f"{base}:{k}", module, value, (args, kwargs, str(k)))
+            return None
 
         return hook
 
     handles = []
     try:
-        for name, module in modules.items():
-            handles.append(module.register_forward_hook(make_hook(name), with_kwargs=True))
+        for module, names in groups.values():
+            handles.append(module.register_forward_hook(make_hook(names), with_kwargs=True))
         yield records
     finally:
         for handle in handles:

@@ -6,8 +6,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from camwidgets.adapters import Frame
+from camwidgets.targets import Target
+
 from .capture import Record
 from .methods import MethodOutput
+
+Keys = tuple[int | Target, ...]  # one class index or target object per image
 
 
 @dataclass(eq=False)
@@ -30,20 +35,24 @@ class ClassGradients:
 
 @dataclass(eq=False)
 class ImageEntry:
-    """Cached state of one distinct input batch: scores with their graph, layer records, grads."""
+    """Cached state of one distinct input batch: scores with their graph, layer records, grads.
+
+    ``output`` is what the model returned (with its graph): target objects read it (a
+    detector's boxes, a segmenter's map); ``frame`` how its internal batch lies over the input.
+    """
 
     scores: torch.Tensor
     records: dict[str, Record]
     activation_bytes: int
     size: tuple[int, int]  # the input's (H, W): token layouts need it for their grid
-    # classes -> alpha per layer (and full gradients where asked) of that class set
-    gradients: dict[tuple[int, ...], ClassGradients] = field(default_factory=dict)
-    # (classes, sign) -> guided-backpropagation input gradient (N, C, H, W)
-    guided: dict[tuple[tuple[int, ...], float], torch.Tensor] = field(default_factory=dict)
-    # (method, classes, sign, layer) -> output of a method that asks to be kept (Score-CAM)
-    outputs: dict[tuple[str, tuple[int, ...], float, str], MethodOutput] = field(
-        default_factory=dict
-    )
+    output: object = None
+    frame: Frame = field(default_factory=Frame)
+    # targets -> alpha per layer (and full gradients where asked) of that target set
+    gradients: dict[Keys, ClassGradients] = field(default_factory=dict)
+    # (targets, sign) -> guided-backpropagation input gradient (N, C, H, W)
+    guided: dict[tuple[Keys, float], torch.Tensor] = field(default_factory=dict)
+    # (method, targets, sign, layer) -> output of a method that asks to be kept (Score-CAM)
+    outputs: dict[tuple[str, Keys, float, str], MethodOutput] = field(default_factory=dict)
     # Whether ``scores`` carries the autograd graph down to the recorded layers. A forward whose
     # recorded layers all sit on a proven pooled linear head needs none (alpha is analytic).
     graph: bool = True

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .capture import evaluating, recording, unrecoverable
+from .capture import evaluating, recording, split_name, unrecoverable
 from .checks import check_scores_finite
 from .entry import ImageEntry
 from .follow import ModelFollower
@@ -62,18 +62,23 @@ class ForwardRecorder(ModelFollower):
     ) -> ImageEntry:
         """One forward that records the output and gradient edge of ``layers`` (default all)."""
         modules = dict(self.model.named_modules())
-        targets = {name: modules[name] for name in (self.layers if layers is None else layers)}
+        targets = {
+            name: modules[split_name(name)[0]]  # "module:key": an entry of a dict output
+            for name in (self.layers if layers is None else layers)
+        }
         while True:
             with (
                 evaluating(self.model),
                 torch.inference_mode(False),
                 torch.set_grad_enabled(gradients),
                 recording(targets, clone=self._clone) as records,
+                self._conventions.frame(self.model) as frame,
             ):
                 # The input requires grad so the graph exists even with frozen parameters;
                 # gradients still go only where autograd.grad asks (never into .grad).
                 source = batch.clone().requires_grad_(True) if gradients else batch
-                scores = scores_of(self.model(source), self.score_fn)
+                output = self.model(source)
+                scores = scores_of(output, self.score_fn)
             self._forwards += 1
             missing = unrecoverable(records) - self._clone
             if not missing:
@@ -98,7 +103,13 @@ class ForwardRecorder(ModelFollower):
                 nbytes += storage.nbytes()
         size = (int(batch.shape[-2]), int(batch.shape[-1]))
         return ImageEntry(
-            scores=scores, records=records, activation_bytes=nbytes, size=size, graph=gradients
+            scores=scores,
+            records=records,
+            activation_bytes=nbytes,
+            size=size,
+            output=output,
+            frame=frame,
+            graph=gradients,
         )
 
     @serialized

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from camwidgets.targets import Target
 
 from .backward import BackwardCache
 from .checks import check_map
-from .entry import ImageEntry
+from .entry import ImageEntry, Keys
 from .inputs import Prepared
 from .methods import Method, MethodInputs, MethodOutput
 from .result import CamResult, assemble_result
@@ -21,19 +22,25 @@ class MethodGatherer(BackwardCache):
         method: Method,
         entry: ImageEntry,
         prepared: Prepared,
-        classes: tuple[int, ...],
+        classes: Keys,
         name: str,
         sign: float,
         cache: bool,
     ) -> MethodInputs:
         """Gather what ``method`` needs at ``name``, from the cache or one backward."""
+        objects = any(isinstance(k, Target) for k in classes)
         layout = self._layouts[name]
         activations = layout.to_nchw(entry.records[name].value(self.model), entry.size).float()
         alpha = gradients = head = None
         if method.needs_gradients or method.needs_alpha:
             grid = (int(activations.shape[-2]), int(activations.shape[-1]))
             pooled = self._pooled
-            exact = pooled.alpha(name, classes, grid) if pooled is not None else None
+            # The head's rows are the gradients of class scores, not of a target object's score.
+            exact = (
+                pooled.alpha(name, classes, grid)  # type: ignore[arg-type]
+                if pooled is not None and not objects
+                else None
+            )
             if exact is not None:
                 # dY_c/dA^k_ij = W_ck / (h w) at every pixel: proven, so no backward.
                 alpha = sign * exact.to(self.device)
@@ -87,12 +94,8 @@ class MethodGatherer(BackwardCache):
         """Check a method's map, resize it to the input and assemble the CamResult."""
         name, classes = inputs.layer, inputs.classes
         coarse = output.coarse.float()
-        heatmap = F.interpolate(
-            coarse.clamp_min(0).unsqueeze(1),
-            size=prepared.size,
-            mode="bilinear",
-            align_corners=False,
-        ).squeeze(1)
+        # Bilinear to the input; for a detector, through its own resize and padding undone.
+        heatmap = entry.frame.to_picture(coarse.clamp_min(0), prepared.size)
         pixels = output.pixels
         return assemble_result(
             self.classes,
@@ -107,4 +110,21 @@ class MethodGatherer(BackwardCache):
             guided=None if pixels is None else pixels.float() * heatmap.unsqueeze(1),
             # Raises with the cause when the map is not finite (checked in the result's sync).
             check=lambda: check_map(coarse, output.weights, inputs.activations, name, method),
+            described=self._described(entry, classes),
         )
+
+    def _described(self, entry: ImageEntry, keys: Keys) -> dict[int, tuple[float, float, str]]:
+        """(score, probability, title) of each image whose target is a target object."""
+        rows = [i for i, k in enumerate(keys) if isinstance(k, Target)]
+        if not rows:
+            return {}
+        outputs = self._outputs(entry.output, entry.scores)
+        described = {}
+        with torch.no_grad():
+            for i in rows:
+                key = keys[i]
+                assert isinstance(key, Target)
+                score = float(key(outputs, [i])[0])
+                probability = float(key.probability(outputs, [i])[0])
+                described[i] = (score, probability, key.title(self.classes))
+        return described

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from PIL import Image
 from torch import nn
+
+from camwidgets.adapters import conventions
+from camwidgets.targets import Target as TargetObject
 
 from .cache import ByteLRU, ModelStamp
 from .capture import Record
@@ -31,10 +34,11 @@ from .layouts import Layout, parse_overrides
 from .locks import model_lock, serialized
 from .methods import Method, get_method
 from .result import CacheInfo, CamResult, Prediction
+from .tasks import TaskQueries
 from .wanted import Target, TargetChecks
 
 
-class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
+class GradCAM(LayerCatalog, TargetChecks, TaskQueries, MethodGatherer):
     """Exact, cached Grad-CAM (Selvaraju et al.) for CNNs and vision transformers, leaving the
     model as found. Maps may be (N, C, h, w), channels last or patch tokens (see ``layouts``).
 
@@ -58,10 +62,21 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
     model's parameters or buffers change (version counters, see ``cache.ModelStamp``). Calls
     from several threads are serialised per model (``locks.model_lock``).
 
+    Beyond classes, ``target=`` takes the objects of ``camwidgets.targets``: a detection
+    (``Box``, or one of ``detect(image)``), a segmentation ``Region`` or a concept
+    ``Similarity``; each is a score per image, differentiated the same way. Models are met as
+    they come (``camwidgets.adapters``): torchvision detectors and segmenters, Hugging Face
+    ``transformers`` image models (``.logits``, ``config.id2label``, an image processor as
+    ``transform``) and timm models (their ``pretrained_cfg`` transform) need no ``score_fn``.
+    A detector's maps lie over its internally resized and padded batch; the heat map undoes
+    that (padding cropped, then resized) so it lies over the input picture.
+
     Args:
         model: the network; its output must be (N, classes) raw scores, or see ``score_fn``.
         classes: class names, or torchvision weights (their ``meta["categories"]``).
-        transform: PIL image -> normalised CHW tensor; defaults to ImageNet preprocessing at 224.
+        transform: PIL image -> normalised CHW tensor, or a Hugging Face image processor;
+            defaults to the model's own convention (timm ``pretrained_cfg``, a detector's
+            plain [0, 1] pictures, ...), else ImageNet preprocessing at 224.
         layers: restrict the candidate layers (names or modules); default: every spatial layer.
         device: where inputs go; defaults to the model's own device.
         score_fn: turns a model output that is not a tensor (dict, tuple) into (N, classes).
@@ -70,6 +85,26 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
             ``{"name": "nchw" | "nhwc" | "tokens" | Layout | callable}``; a callable maps the
             output (and, identically, its gradient) to (N, C, h, w) by slicing, reshaping and
             permuting only. By default layouts are detected (see ``camwidgets.engine.layouts``).
+        weights: torchvision weights (an enum member): their ``transforms()`` and
+            ``meta["categories"]`` become the default transform and classes (no download).
+        concept_encoder: words -> a (D,) embedding (e.g. a CLIP text encoder): a string target
+            that is no class name becomes ``Similarity(concept_encoder(words))``.
+
+    Example:
+        >>> import torch, torchvision
+        >>> from torchvision.models.detection import FasterRCNN
+        >>> from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+        >>> from camwidgets import GradCAM
+        >>> torch.manual_seed(0) and None
+        >>> backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None)
+        >>> detector = FasterRCNN(backbone, num_classes=3, min_size=96, max_size=128).eval()
+        >>> engine = GradCAM(detector)
+        >>> engine.default_layer
+        'backbone.body.layer4'
+        >>> picture = torch.rand(3, 80, 100)
+        >>> first = engine.detect(picture)[0]
+        >>> engine.explain(picture, target=first).heatmap.shape
+        torch.Size([80, 100])
     """
 
     def __init__(
@@ -82,6 +117,8 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
         score_fn: ScoreFn | None = None,
         cache_bytes: int = 1 << 30,
         layouts: dict[str, Any] | None = None,
+        weights: Any = None,
+        concept_encoder: Callable[[str], Any] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -89,12 +126,24 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
             raise TypeError(f"transform must be callable, got {type(transform).__name__}")
         if score_fn is not None and not callable(score_fn):
             raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
+        if concept_encoder is not None and not callable(concept_encoder):
+            raise TypeError(
+                f"concept_encoder must be callable, got {type(concept_encoder).__name__}"
+            )
         layers = check_layers_argument(layers)
         cache_bytes = as_cache_bytes(cache_bytes)
         overrides = parse_overrides(model, layouts)
+        met = conventions(model, weights=weights, transform=transform)
+        self._conventions = met
+        self.concept_encoder = concept_encoder
         self.model = model
+        if transform is None or callable(getattr(transform, "preprocess", None)):
+            # The family's transform (timm cfg, detector, weights) or the wrapped processor.
+            transform = met.transform
         self.transform: Transform = transform if transform is not None else default_transform()
-        self.score_fn = score_fn
+        self.score_fn = score_fn if score_fn is not None else met.score_fn
+        if classes is None:
+            classes = met.classes
         self._device_argument = device
         self.device, self.dtype = resolve_placement(model, device)
         self._lock = model_lock(model)
@@ -106,7 +155,7 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
         noise = torch.randn((2, *example.shape), generator=generator)
         with self._lock:
             found, evidence = _discover(
-                model, noise.to(self.device, self.dtype), score_fn, overrides
+                model, noise.to(self.device, self.dtype), self.score_fn, overrides, met.within
             )
         self._found: Discovery = found
         shapes = dict(found.candidates)
@@ -128,6 +177,8 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
         self.layer_shapes: dict[str, tuple[int, int, int]] = {n: shapes[n] for n in names}
         # The last map before the head (never a pool); a ViT's last-block input norm: see there.
         self.default_layer: str = default_layer(names, found)
+        if met.default_layer is not None:  # the family's own (a detector's trunk, ...)
+            self.default_layer = met.default_layer(names) or self.default_layer
         # The model's stages or blocks (plus the default): the readable list for a dropdown.
         self.stages: list[str] = stages(model, names, self.layer_shapes, self.default_layer)
         self.num_classes: int = found.num_classes
@@ -175,7 +226,9 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
         Args:
             image: see ``prepare``; a list or an (N, C, H, W) tensor is a batch.
             layer: a candidate layer name or module; default the last spatial layer.
-            target: class index or name, None for the top-1, or one per image for a batch.
+            target: class index or name, None for the top-1, a target object
+                (``camwidgets.targets``: Box, Detection, Region, Similarity), or one of these
+                per image for a batch.
             counterfactual: explain -Y_c: regions whose removal would raise the score.
             method: a registered method name (``engine.methods(layer)`` lists the usable ones),
                 or a Method instance (e.g. ``ScoreCAM(batch_size=16)`` for its options).
@@ -201,8 +254,9 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
         self._follow_model()
         prepared = self.prepare(image)
         wanted = self._wanted(target, prepared.tensor.shape[0])
+        _defined_for(chosen, wanted)
         passes = self._forwards + self._backwards
-        graph = self._needs_graph(chosen, name, prepared.size)
+        graph = self._needs_graph(chosen, name, prepared.size, wanted)
         if cache:
             self._asked.add(name)
             entry = self._entry(prepared, name, graph)
@@ -270,10 +324,12 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
         prepared = self.prepare(image)
         count = prepared.tensor.shape[0]
         wanted = [self._wanted(t, count) for t in targets]  # checked before any pass
+        for w in wanted:
+            _defined_for(chosen, w)
         passes = self._forwards + self._backwards
         gradient_reading = chosen.needs_alpha or chosen.needs_gradients
         if wanted and gradient_reading and chosen.unavailable(self, name) is None:
-            graph = self._needs_graph(chosen, name, prepared.size)
+            graph = self._needs_graph(chosen, name, prepared.size, *wanted)
             self._asked.add(name)
             entry = self._entry(prepared, name, graph)
             sets = [self._targets(w, entry) for w in wanted]
@@ -385,20 +441,24 @@ Evidence = tuple[Mapping[str, Record], torch.Tensor]
 
 
 def _discover(
-    model: nn.Module, noise: torch.Tensor, score_fn: ScoreFn | None, overrides: dict[str, Any]
+    model: nn.Module,
+    noise: torch.Tensor,
+    score_fn: ScoreFn | None,
+    overrides: dict[str, Any],
+    within: Callable[[str], bool] | None = None,
 ) -> tuple[Discovery, Evidence | None]:
     """The construction's one real forward: discovery on two example images, whose records and
     scores (with their graph) then serve the pooled-head proof. A model that cannot take two
     images at once is discovered on one and gets no proof (alpha by autograd there)."""
     kept: dict[str, Any] = {}
     try:
-        found = discover(model, noise, _checked(score_fn, 2), overrides, keep=kept)
+        found = discover(model, noise, _checked(score_fn, 2), overrides, keep=kept, within=within)
         return found, (kept["records"], kept["scores"])
     except (RuntimeError, ValueError, TypeError):
         pass
     single = noise[:1]
     try:
-        return discover(model, single, _checked(score_fn, 1), overrides), None
+        return discover(model, single, _checked(score_fn, 1), overrides, within=within), None
     except RuntimeError as error:
         raise TypeError(
             f"the model does not take images: a ({', '.join(map(str, single.shape))}) batch of "
@@ -407,3 +467,13 @@ def _discover(
             "takes an (N, C, H, W) tensor (give a transform= that makes the (C, H, W) tensors "
             "the model expects)"
         ) from error
+
+
+def _defined_for(method: Method, wanted: Sequence[object]) -> None:
+    """Refuse, before any pass, a method that reads class scores for a target object."""
+    if method.classes_only and any(isinstance(w, TargetObject) for w in wanted):
+        raise ValueError(
+            f"method {method.name!r} is defined for class targets only (it reads class scores "
+            "itself); use gradcam, gradcam++, xgradcam, hirescam, layercam or guided-gradcam "
+            "for Box, Region and Similarity targets"
+        )

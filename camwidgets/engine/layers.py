@@ -6,14 +6,14 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.autograd.graph import GradientEdge
 
 from .capture import Record, evaluating, recording, unrecoverable
-from .layouts import Layout, Size, attention_internal, detect
+from .layouts import NCHW, Layout, Size, attention_internal, detect
 
 ScoreFn = Callable[[object], torch.Tensor]
 
@@ -40,6 +40,9 @@ class Discovery:
     informative: frozenset[str]
     rearranged: frozenset[str]
     internal: frozenset[str]
+    # Dict entries (``backbone.fpn:0``) that are a module's own output under another name
+    # (``backbone.fpn.layer_blocks.0``): the entry name is accepted as that layer.
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 def is_spatial(tensor: object) -> bool:
@@ -79,6 +82,7 @@ def discover(
     score_fn: ScoreFn | None,
     overrides: Mapping[str, Layout | str] | None = None,
     keep: dict[str, object] | None = None,
+    within: Callable[[str], bool] | None = None,
 ) -> Discovery:
     """Run ``example`` (one or two images) through the model; find the maps over the image grid
     and their layouts (see ``layouts.detect``), the classes, a CAM head, and which maps the
@@ -92,6 +96,10 @@ def discover(
 
     ``keep``, when given, receives the forward's ``records`` and ``scores`` (with their graph),
     so the caller can prove the pooled head without a forward of its own.
+
+    ``within`` (a model family's convention, e.g. a detector's backbone) names the only modules
+    whose outputs are candidates; they are channels-first maps over the model's internal
+    grid, dict outputs included entry by entry (``module:key``), and no layout probing runs.
     """
     overrides = dict(overrides or {})
     modules = {name: module for name, module in model.named_modules() if name}
@@ -106,7 +114,18 @@ def discover(
         scores = scores_of(model(example.detach().clone().requires_grad_(True)), score_fn)
     # The recording hooks are gone here: detection's own forwards must not overwrite records.
     ordered = sorted(records.items(), key=lambda item: item[1].order)
+    ordered, aliases = _first_names(ordered)
     with torch.inference_mode(False), torch.enable_grad():
+        if within is not None:
+            layouts = {
+                name: NCHW
+                for name, record in ordered
+                if within(name)
+                and name not in overrides
+                and record.edge is not None
+                and is_spatial(record.output)
+                and record.output.shape[0] == example.shape[0]
+            }
         pool = {
             name: record.output[:1]  # detection reads one image's shapes
             for name, record in ordered
@@ -116,8 +135,10 @@ def discover(
             and record.output.shape[0] == example.shape[0]
             and name not in internal
             and name not in overrides
+            and ":" not in name  # dict entries: only where a convention states them
         }
-        layouts = detect(model, example[:1], pool) if pool else {}
+        if within is None:
+            layouts = detect(model, example[:1], pool) if pool else {}
         layouts.update(_overridden(overrides, records, layouts, size))
         maps = {
             name: layouts[name].to_nchw(record.output, size)
@@ -152,7 +173,28 @@ def discover(
         informative,
         rearranged,
         internal,
+        aliases,
     )
+
+
+def _first_names(
+    ordered: list[tuple[str, Record]],
+) -> tuple[list[tuple[str, Record]], dict[str, str]]:
+    """Drop dict entries (``module:key``) that repeat a tensor already recorded by another
+    module (a backbone returning its FPN's dict, an ``IntermediateLayerGetter``'s stages);
+    each dropped entry becomes an alias of the outermost module that returned it."""
+    outermost: dict[int, str] = {}  # tensor -> the last (outermost) module that returned it
+    kept = []
+    aliases: dict[str, str] = {}
+    for name, record in ordered:
+        earlier = outermost.get(id(record.output))
+        if ":" in name and earlier is not None:
+            aliases[name] = aliases.get(earlier, earlier)
+            continue
+        if ":" not in name or earlier is None:
+            outermost[id(record.output)] = name
+        kept.append((name, record))
+    return kept, aliases
 
 
 def _overridden(

@@ -39,6 +39,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from camwidgets.targets import Target
+
 from .progress import progress_bar
 
 
@@ -67,7 +69,7 @@ class MethodInputs:
 
     Attributes:
         activations: the layer output A, (N, K, h, w) float32, channels first.
-        classes: the class explained for each image.
+        classes: the class (or target object) explained for each image.
         sign: +1, or -1 for the counterfactual (already applied to the fields below).
         layer: the layer's name.
         image: the model input, (N, C, H, W).
@@ -80,7 +82,7 @@ class MethodInputs:
     """
 
     activations: torch.Tensor
-    classes: tuple[int, ...]
+    classes: tuple[int | Target, ...]
     sign: float
     layer: str
     image: torch.Tensor
@@ -124,6 +126,9 @@ class Method:
     methods that are expensive (model passes of their own) and deterministic."""
     supports_counterfactual: bool = True
     no_counterfactual: str = "it is class-agnostic"
+    classes_only: bool = False
+    """Whether the method reads class scores itself (a head row, re-scored inputs), so it is
+    defined for class targets only, not for Box, Region or Similarity."""
     """Why the counterfactual is refused, when ``supports_counterfactual`` is False."""
 
     def unavailable(self, engine: EngineInfo, layer: str) -> str | None:
@@ -167,6 +172,7 @@ class CAMMethod(Method):
 
     name = "cam"
     needs_head = True
+    classes_only = True
 
     def unavailable(self, engine: EngineInfo, layer: str) -> str | None:
         if layer in engine.cam_layers:
@@ -313,6 +319,7 @@ class ScoreCAM(Method):
 
     name = "scorecam"
     memoize = True
+    classes_only = True
     supports_counterfactual = False
     no_counterfactual = "its weights are softmax probabilities of masked inputs, not gradients"
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import torch
+
+from camwidgets.targets import Target
 
 
 @dataclass(frozen=True, repr=False)
@@ -27,10 +29,13 @@ class CamResult:
         coarse: the signed map before ReLU, e.g. sum_k alpha_k A^k for Grad-CAM, (h, w).
         weights: the channel weights alpha, (K,); None for methods without channel weights.
         activations: the layer output A, (K, h, w), channels first.
-        target: the class index explained.
-        target_name: its name.
-        score: the raw (pre-softmax) score of that class.
-        probability: its softmax probability.
+        target: the class index explained, or the target object (``camwidgets.targets``:
+            a Box, Detection, Region or Similarity).
+        target_name: its name (a target object's title, e.g. ``"dog box"``).
+        score: the raw (pre-softmax) score of that class, or the target's score (a box's
+            detection score, a region's summed raw scores, a cosine similarity).
+        probability: its softmax probability; for a target object its own companion: the
+            detection score, the mean pixel probability over the region, the cosine.
         layer: the layer's dotted name.
         counterfactual: whether the explanation is of -Y_c (regions that lower the score).
         method: the method's name ("gradcam", "cam", ...).
@@ -51,7 +56,7 @@ class CamResult:
     coarse: torch.Tensor
     weights: torch.Tensor | None
     activations: torch.Tensor
-    target: int | tuple[int, ...]
+    target: int | Target | tuple[int | Target, ...]
     target_name: str | tuple[str, ...]
     score: float | tuple[float, ...]
     probability: float | tuple[float, ...]
@@ -142,7 +147,7 @@ def assemble_result(
     class_names: Sequence[str],
     batched: bool,
     scores: torch.Tensor,
-    classes: tuple[int, ...],
+    classes: tuple[int | Target, ...],
     maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor],
     layer: str,
     counterfactual: bool,
@@ -150,17 +155,22 @@ def assemble_result(
     cached: bool,
     guided: torch.Tensor | None = None,
     check: Callable[[], None] | None = None,
+    described: Mapping[int, tuple[float, float, str]] | None = None,
 ) -> CamResult:
     """A CamResult from the engine's (N, ...) tensors, left on their device, the batch axis
-    squeezed for a single image. ``maps`` is (heatmap, coarse, weights or None, activations).
+    squeezed for a single image. ``maps`` is (heatmap, coarse, weights or None, activations);
+    ``described`` gives (score, probability, name) of the images whose target is a target
+    object (``camwidgets.targets``).
 
     The scores, probabilities and whether the coarse map is finite cross to the host together:
     one device sync. ``check`` runs (and should raise, naming the cause) when it is not finite.
     """
     scores = scores.detach().float()
     coarse = maps[1]
+    described = described or {}
     rows = torch.arange(len(classes), device=scores.device)
-    picked = torch.tensor(classes, device=scores.device)
+    # A target object's row reads column 0 here; its own numbers come from ``described``.
+    picked = torch.tensor([c if isinstance(c, int) else 0 for c in classes], device=scores.device)
     values = scores[rows, picked]
     probabilities = scores.softmax(dim=1)[rows, picked]
     finite = torch.isfinite(coarse).all().to(values.dtype).reshape(1)
@@ -168,8 +178,17 @@ def assemble_result(
     if host[0] != 1.0 and check is not None:
         check()
     count = len(classes)
-    score, prob = tuple(host[1 : 1 + count]), tuple(host[1 + count :])
-    names = tuple(class_names[c] for c in classes)
+    score = tuple(
+        described[i][0] if isinstance(c, Target) else v
+        for i, (c, v) in enumerate(zip(classes, host[1 : 1 + count], strict=True))
+    )
+    prob = tuple(
+        described[i][1] if isinstance(c, Target) else v
+        for i, (c, v) in enumerate(zip(classes, host[1 + count :], strict=True))
+    )
+    names = tuple(
+        described[i][2] if isinstance(c, Target) else class_names[c] for i, c in enumerate(classes)
+    )
 
     def kept(t: torch.Tensor | None) -> torch.Tensor | None:
         if t is None:

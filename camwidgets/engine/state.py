@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
+
+from camwidgets.adapters import Conventions
+from camwidgets.targets import Target
 
 from .analytic import PooledHead
 from .cache import ByteLRU
@@ -53,6 +57,9 @@ class EngineState:
     _batched_backward: bool
     _proof_size: tuple[int, int]
     _pooled: PooledHead | None
+    # How the model family is met (detector, segmenter, Hugging Face, timm): see adapters.
+    _conventions: Conventions
+    concept_encoder: Callable[[str], Any] | None
 
     def prepare(self, image: ImageLike | Sequence[ImageLike] | Prepared) -> Prepared:
         """Preprocess an image (or a list, or an NCHW tensor) into a model-ready batch."""
@@ -60,6 +67,8 @@ class EngineState:
 
     def _layer(self, layer: str | nn.Module | None) -> str:
         """Resolve a layer argument against the candidates."""
+        if isinstance(layer, str):
+            layer = self._found.aliases.get(layer, layer)
         if isinstance(layer, str) and layer not in self.layers and layer in self._spatial:
             raise ValueError(
                 f"layer {layer!r} is spatial but not one of this engine's layers "
@@ -74,11 +83,15 @@ class EngineState:
             self._found.internal,
         )
 
-    def _needs_graph(self, method: Method, layer: str, size: tuple[int, int]) -> bool:
-        """Whether explaining ``layer`` with ``method`` needs the autograd graph at all."""
+    def _needs_graph(
+        self, method: Method, layer: str, size: tuple[int, int], *wanted: Sequence[object]
+    ) -> bool:
+        """Whether explaining ``layer`` with ``method`` needs the autograd graph at all (a
+        target object always does: the head's analytic alpha is for class scores only)."""
         if not (method.needs_alpha or method.needs_gradients):
             return False
-        return not self._analytic(layer, size)
+        objects = any(isinstance(w, Target) for keys in wanted for w in keys)
+        return objects or not self._analytic(layer, size)
 
     def _analytic(self, layer: str, size: tuple[int, int]) -> bool:
         """Whether alpha at ``layer`` is proven analytic for inputs of this (H, W) size."""

@@ -1,4 +1,5 @@
-"""Target validation: class indices, names or None (top-1), one per image, before any pass."""
+"""Target validation, before any pass: class indices, names, None (top-1) or target objects
+(``camwidgets.targets``: Box, Region, Similarity, a Detection), one per image."""
 
 from __future__ import annotations
 
@@ -8,17 +9,21 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from camwidgets.targets import Similarity
+from camwidgets.targets import Target as TargetObject
+
 from .checks import as_index, describe_value
 from .entry import ImageEntry
 from .state import EngineState
 
-Target = int | str | None | Sequence[int | str]
+Target = int | str | None | TargetObject | Sequence[int | str | TargetObject | None]
+Key = int | TargetObject  # what one image's gradients are cached under
 
 
 class TargetChecks(EngineState):
     """Checks ``target`` arguments against the model's classes."""
 
-    def _wanted(self, target: Target, count: int) -> tuple[int | None, ...]:
+    def _wanted(self, target: Target, count: int) -> tuple[Key | None, ...]:
         """Check targets before any pass: one index (None = top-1) per image of the batch."""
         if isinstance(target, (np.ndarray, torch.Tensor)) and target.ndim == 1:
             target = target.tolist()
@@ -28,7 +33,7 @@ class TargetChecks(EngineState):
             return tuple(self._class_index(t) for t in target)
         return (self._class_index(target),) * count
 
-    def _targets(self, wanted: tuple[int | None, ...], entry: ImageEntry) -> tuple[int, ...]:
+    def _targets(self, wanted: tuple[Key | None, ...], entry: ImageEntry) -> tuple[Key, ...]:
         """The checked targets with each None replaced by that image's top-1 class."""
         if all(c is not None for c in wanted):
             return tuple(c for c in wanted if c is not None)
@@ -38,13 +43,24 @@ class TargetChecks(EngineState):
         top = entry.top
         return tuple(top[i] if c is None else c for i, c in enumerate(wanted))
 
-    def _class_index(self, target: object) -> int | None:
-        """Validate one target: an int-like index, a class name, or None for the top-1."""
+    def _class_index(self, target: object) -> Key | None:
+        """Validate one target: an int-like index, a class name, None for the top-1, or a
+        target object (its label resolved against the class names)."""
         if target is None:
             return None
+        if isinstance(target, TargetObject):
+            if self._conventions.kind in target.refused_for:
+                raise ValueError(
+                    f"a {type(target).__name__} target needs a "
+                    f"{'detector' if self._conventions.kind == 'segmenter' else 'segmenter'}; "
+                    f"this engine's model is a {self._conventions.kind}"
+                )
+            return target.resolve(self.classes, self.num_classes)
         if isinstance(target, str):
             if target in self.classes:
                 return self.classes.index(target)
+            if self.concept_encoder is not None:  # words: a concept of the embedding
+                return self._concept(target)
             close = difflib.get_close_matches(target, self.classes, n=5, cutoff=0.6)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise ValueError(f"unknown class name {target!r}{hint}")
@@ -53,7 +69,8 @@ class TargetChecks(EngineState):
         except TypeError:
             raise TypeError(
                 "target must be a class index (int, numpy integer, 0-d integer tensor), a class "
-                f"name, None for the top-1 class, or a list of these, got {describe_value(target)}"
+                "name, None for the top-1 class, a target object (camwidgets.targets: Box, "
+                f"Region, Similarity) or a list of these, got {describe_value(target)}"
             ) from None
         if not 0 <= index < self.num_classes:
             raise ValueError(
@@ -61,3 +78,22 @@ class TargetChecks(EngineState):
                 f"(0..{self.num_classes - 1})"
             )
         return index
+
+    def concept(self, words: str) -> Similarity:
+        """``Similarity`` to the ``concept_encoder``'s embedding of ``words``."""
+        if self.concept_encoder is None:
+            raise ValueError("concept() needs GradCAM(..., concept_encoder=words -> vector)")
+        if not isinstance(words, str) or not words.strip():
+            raise ValueError(f"concept() takes words, got {words!r}")
+        return self._concept(words)
+
+    def _concept(self, words: str) -> Similarity:
+        """A Similarity to the concept encoder's embedding of ``words``, checked."""
+        encoder = self.concept_encoder
+        assert encoder is not None
+        vector = encoder(words)
+        if isinstance(vector, torch.Tensor):
+            vector = vector.detach().float().cpu().reshape(-1)
+        concept = Similarity(vector, name=words)
+        concept.resolve(self.classes, self.num_classes)
+        return concept

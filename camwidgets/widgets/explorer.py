@@ -41,7 +41,8 @@ class Explorer:
 
     Args:
         model: a ``torch.nn.Module``, or a ready ``GradCAM`` engine (then give no other argument).
-        classes, transform, layers, device: as for ``GradCAM``.
+        classes, transform, layers, device, weights, concept_encoder: as for ``GradCAM``
+            (``weights=ResNet50_Weights.DEFAULT`` gives its transform and category names).
         names: channel names from ``camwidgets.dissect`` (one ``ChannelNames`` or a list, one
             per layer): hovering a bar names its channel, the channel view is titled with it,
             and a line under the chart says the map in words (``camwidgets.describe``).
@@ -65,19 +66,28 @@ class Explorer:
         device: str | torch.device | None = None,
         all_layer_gradients: bool | None = None,
         names: Any = None,
+        weights: Any = None,
+        concept_encoder: Any = None,
     ) -> None:
         if all_layer_gradients is not None and not isinstance(all_layer_gradients, bool):
             raise TypeError(
                 f"all_layer_gradients must be a bool or None, got {all_layer_gradients!r}"
             )
         if isinstance(model, GradCAM):
-            if any(x is not None for x in (classes, transform, layers, device)):
+            given = (classes, transform, layers, device, weights, concept_encoder)
+            if any(x is not None for x in given):
                 raise TypeError("Explorer(engine) takes no other arguments: configure the GradCAM")
             self.engine = model
             owned = False
         else:
             self.engine = GradCAM(
-                model, classes=classes, transform=transform, layers=layers, device=device
+                model,
+                classes=classes,
+                transform=transform,
+                layers=layers,
+                device=device,
+                weights=weights,
+                concept_encoder=concept_encoder,
             )
             owned = True
         self.all_layer_gradients = owned if all_layer_gradients is None else all_layer_gradients
