@@ -91,21 +91,24 @@ class Randomisation:
     topk: tuple[float, ...]
     top: float
 
+    @property
+    def mean_spearman(self) -> float:
+        """The mean Spearman over the steps: the area under the curve, per step."""
+        return sum(self.spearman) / len(self.spearman)
+
     def passed(self, threshold: float = 0.5) -> bool:
-        """Whether the map forgot the model: the last cascading step's Spearman (independent:
-        the mean over the steps) is below ``threshold``."""
-        if not self.spearman:
-            return False
-        if self.cascade:
-            return self.spearman[-1] < threshold
-        return sum(self.spearman) / len(self.spearman) < threshold
+        """Whether the map depends on the learned parameters: ``mean_spearman < threshold``.
+
+        The mean, not the last step: once the stem is random every method's map changes
+        (Guided Backprop included); a method that passes changes as soon as the head does.
+        """
+        return self.mean_spearman < threshold
 
     def __repr__(self) -> str:
         mode = "cascading" if self.cascade else "independent"
-        last = f"{self.spearman[-1]:.3f}" if self.spearman else "-"
         return (
             f"Randomisation({self.method!r}, {mode}, {len(self.steps)} steps, "
-            f"last Spearman {last}, passed={self.passed()})"
+            f"mean Spearman {self.mean_spearman:.3f}, passed={self.passed()})"
         )
 
 

@@ -35,8 +35,7 @@ def _pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
             raise TypeError(f"maps must be torch tensors, got {type(value).__name__}")
     if a.dim() != 2 or a.shape != b.shape or a.numel() == 0:
         raise ValueError(
-            f"expected two (H, W) maps of the same shape, got {tuple(a.shape)} and "
-            f"{tuple(b.shape)}"
+            f"expected two (H, W) maps of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
     x, y = a.detach().cpu().double(), b.detach().cpu().double()
     if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
