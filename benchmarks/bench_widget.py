@@ -80,7 +80,7 @@ def main() -> None:
         panel.figure.data[bars]._dispatch_on_click(points, None)  # as plotly's handler does
 
     record("show a new image (forward + backward)", lambda: explorer.show(picture(0)))
-    prepared = panel._current().prepared
+    prepared = panel.current().prepared
     seen = {v for _, v in c.target.options}
     fresh = iter(i for i in range(100, 1000, 7) if i not in seen)
 

@@ -1,4 +1,4 @@
-"""The panel's input widgets and their labels; no behaviour (that is ``panel.py``)."""
+"""The panel's input widgets, their labels and options; no behaviour (that is ``panel/``)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,13 @@ def methods_at(engine: GradCAM, layer: str) -> list[str]:
     """The methods usable at ``layer`` (CAM only where a pooled linear head reads it)."""
     found = getattr(engine, "methods", None)
     return list(found(layer)) if callable(found) else ["gradcam"]
+
+
+def has_counterfactual(method: str) -> bool:
+    """Whether ``method`` has a counterfactual (class-agnostic ones such as Eigen-CAM do not)."""
+    from ..engine.methods import get_method
+
+    return bool(get_method(method).supports_counterfactual)
 
 
 def method_options(engine: GradCAM, layer: str) -> list[tuple[str, str]]:

@@ -17,7 +17,9 @@ from ..engine.inputs import Transform
 from ..figures import PanelView, panel_figure
 from ..figures.panel import DEFAULT_WIDTH
 from . import state as st
-from .panel import Panel, _error_html, _has_counterfactual
+from .controls import has_counterfactual
+from .panel import Panel
+from .panel.status import error_html
 from .root import Root, in_kernel
 
 NO_FRONT_END = (
@@ -106,7 +108,7 @@ class Explorer:
                 f"unknown layer {layer!r}; the engine has {', '.join(self.engine.layers)}"
             )
         panel = self.panel
-        panel.change(lambda s: st.pick_layer(s, layer, panel._methods(layer)), strict=True)
+        panel.change(lambda s: st.pick_layer(s, layer, panel.methods(layer)), strict=True)
 
     @property
     def method(self) -> str:
@@ -116,7 +118,7 @@ class Explorer:
     @method.setter
     def method(self, method: str) -> None:
         panel = self.panel
-        panel.change(lambda s: panel._pick_method(s, method), strict=True)
+        panel.change(lambda s: panel.pick_method(s, method), strict=True)
 
     @property
     def counterfactual(self) -> bool:
@@ -128,7 +130,7 @@ class Explorer:
         if not isinstance(on, bool):
             raise TypeError(f"counterfactual must be a bool, got {type(on).__name__}")
         self.panel.change(
-            lambda s: st.set_counterfactual(s, on, _has_counterfactual(s.method)), strict=True
+            lambda s: st.set_counterfactual(s, on, has_counterfactual(s.method)), strict=True
         )
 
     @property
@@ -174,7 +176,7 @@ class Explorer:
         try:
             panel.load(images)
         except Exception as error:
-            panel.error.value = _error_html(error)
+            panel.error.value = error_html(error)
             raise
         finally:
             if in_kernel():

@@ -20,12 +20,24 @@ import gc
 import hashlib
 import html
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import ipywidgets as w
 
-if TYPE_CHECKING:
-    from .panel import Panel
+
+class Holds(Protocol):
+    """What the box needs of the panel it shows (the panel's figure and its static picture);
+    a protocol, so that the box never imports the panel that builds it."""
+
+    @property
+    def figure(self) -> Any:
+        """The panel's FigureWidget (``hold_updates`` is called before each display)."""
+        ...
+
+    def static_bundle(self) -> dict[str, Any]:
+        """Mime data shown beside the widget view."""
+        ...
+
 
 # Cell key -> the box most recently displayed from that cell.
 _CELLS: dict[str, weakref.ref[Root]] = {}
@@ -38,23 +50,23 @@ class Root(w.VBox):  # type: ignore[misc]
 
     _shown_in: int | None = None
 
-    def attach(self, panel: Panel) -> None:
+    def attach(self, panel: Holds) -> None:
         """Belong to ``panel`` (held weakly until displayed); close the widgets when it dies."""
-        self._weak: weakref.ref[Panel] | None = weakref.ref(panel)
-        self._strong: Panel | None = None
+        self._weak: weakref.ref[Holds] | None = weakref.ref(panel)
+        self._strong: Holds | None = None
         self._cells: set[str] = set()
         self.released = False
         # The finaliser holds the box, never the panel: it cannot keep the panel alive.
         self._finalizer = weakref.finalize(panel, close_tree, self)
 
     @property
-    def panel(self) -> Panel | None:
+    def panel(self) -> Holds | None:
         """The panel this box shows (None once released or garbage)."""
         ref = getattr(self, "_weak", None)
         return ref() if ref is not None else None
 
     @panel.setter
-    def panel(self, panel: Panel | None) -> None:
+    def panel(self, panel: Holds | None) -> None:
         if panel is None:
             self._weak, self._strong = None, None
         else:

@@ -182,7 +182,7 @@ def test_status_line_says_what_is_shown_and_what_it_cost(explorer: Explorer) -> 
     result = explorer.result
     assert result is not None
     status = panel.status.value
-    top = explorer.engine.predict(panel._current().prepared, k=1)[0]  # type: ignore[index]
+    top = explorer.engine.predict(panel.current().prepared, k=1)[0]  # type: ignore[index]
     assert f"predicted <b>{top.name}</b> ({top.probability:.1%})" in status
     assert f"<b>{result.target_name}</b> (class {result.target}" in status
     assert f"score {result.score:.4g}" in status and "layer4 (32×4×4)" in status
