@@ -51,7 +51,7 @@ from .similarity import spearman, ssim, topk_overlap
 if TYPE_CHECKING:
     from ..engine import GradCAM
 
-__all__ = ["GUIDED_BACKPROP", "Randomisation", "module_groups", "randomisation"]
+__all__ = ["GUIDED_BACKPROP", "Randomisation", "copy_model", "module_groups", "randomisation"]
 
 GUIDED_BACKPROP = "guided-backprop"
 """The method name of plain guided backpropagation in the check (not an engine method)."""
@@ -222,7 +222,7 @@ def randomisation(
     prepared = engine.prepare(image)
     if prepared.tensor.shape[0] != 1:
         raise ValueError("randomisation takes a single image, not a batch")
-    twin = copy.deepcopy(engine.model)
+    twin = copy_model(engine.model)
     found = module_groups(twin, groups, prepared.tensor)
 
     originals: dict[str, torch.Tensor] = {}
@@ -259,6 +259,19 @@ def randomisation(
         for name in methods
     }
     return results if not isinstance(method, str) else results[method]
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy, also of models whose attributes hold tensors computed from parameters
+    (``torch.nn.utils.prune`` keeps ``weight = weight_orig * weight_mask``; deepcopy refuses
+    such non-leaf tensors): those are copied detached, and the copy's own hooks recompute them
+    at its next forward."""
+    memo: dict[int, Any] = {}
+    for module in model.modules():
+        for value in vars(module).values():
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                memo[id(value)] = value.detach().clone()
+    return copy.deepcopy(model, memo)
 
 
 def module_groups(model: nn.Module, groups: Groups, example: torch.Tensor) -> list[_Group]:

@@ -154,9 +154,9 @@ class Compare:
         available = [list(e.layers) for e in self.engines.values()]
         if isinstance(layer, str):
             layers = tuple(layer for _ in self.names)
-            panel.change(
-                lambda s: cs.set_layer(s, layer, available, panel.methods(layers)), strict=True
-            )
+            everywhere = all(layer in names for names in available)
+            methods = panel.methods(layers) if everywhere else None
+            panel.change(lambda s: cs.set_layer(s, layer, available, methods), strict=True)
             return
         if not isinstance(layer, Mapping):
             raise TypeError(f"layer must be a name or a mapping model -> name, got {layer!r}")

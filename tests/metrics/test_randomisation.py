@@ -253,3 +253,19 @@ def test_grad_cam_forgets_the_model_guided_backprop_much_less(engine: GradCAM) -
     assert found["gradcam"].passed(threshold=0.5) == (
         sum(found["gradcam"].spearman) / len(found["gradcam"].steps) < 0.5
     )
+
+
+def test_a_pruned_model_is_copied_and_left_as_found() -> None:
+    import torch.nn.utils.prune as prune
+
+    model = tiny_resnet(seed=2)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            prune.l1_unstructured(module, "weight", amount=0.5)
+    before = snapshot(model)
+    engine = GradCAM(model, transform=small_transform())
+    check = metrics.randomisation(engine, picture(8), groups="modules", progress=False)
+    # prune keeps weight_orig (a parameter) and weight_mask (a buffer): weight_orig is redrawn.
+    assert "layer4.conv2" in check.steps
+    assert_unchanged(model, before)
+    assert all(math.isfinite(x) for x in check.spearman)
