@@ -51,10 +51,21 @@ from .similarity import spearman, ssim, topk_overlap
 if TYPE_CHECKING:
     from ..engine import GradCAM
 
-__all__ = ["GUIDED_BACKPROP", "Randomisation", "copy_model", "module_groups", "randomisation"]
+__all__ = [
+    "GUIDED_BACKPROP",
+    "PASS_BELOW",
+    "Randomisation",
+    "copy_model",
+    "module_groups",
+    "randomisation",
+]
 
 GUIDED_BACKPROP = "guided-backprop"
 """The method name of plain guided backpropagation in the check (not an engine method)."""
+
+PASS_BELOW = 0.3
+"""A method passes when its mean Spearman over the steps is below this: on average at most a
+weak rank correlation with the trained model's map (Adebayo et al. set no threshold)."""
 
 Groups = Literal["blocks", "modules"] | Sequence[str]
 Init = Literal["default", "reset"]
@@ -96,7 +107,7 @@ class Randomisation:
         """The mean Spearman over the steps: the area under the curve, per step."""
         return sum(self.spearman) / len(self.spearman)
 
-    def passed(self, threshold: float = 0.5) -> bool:
+    def passed(self, threshold: float = PASS_BELOW) -> bool:
         """Whether the map depends on the learned parameters: ``mean_spearman < threshold``.
 
         The mean, not the last step: once the stem is random every method's map changes

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from .base import Section
 from .faithfulness import FaithfulnessSection
+from .sanity import SanitySection
 from .words import WordsSection
 
-SECTIONS: tuple[type[Section], ...] = (WordsSection, FaithfulnessSection)
+SECTIONS: tuple[type[Section], ...] = (WordsSection, FaithfulnessSection, SanitySection)
 
 
 def default_sections() -> list[Section]:
