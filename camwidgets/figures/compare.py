@@ -211,11 +211,15 @@ def _bars_part(view: CompareView) -> Part:
                     "α = %{y:.4g}<extra></extra>"
                 ),
                 "name": f"bars:{name}",
-                "showlegend": True,
             }
         )
     if any(w is None for w in view.weights):
         title += " · a method without channel weights draws no bars"
+    key = " ".join(
+        f"<span style='color:{MODEL_COLORS[i % len(MODEL_COLORS)]}'>■</span> {html.escape(n)}"
+        for i, n in enumerate(view.names)
+    )
+    title += f"<br>{key}"
     return Part(
         traces=traces,
         xaxis={"type": "category", "tickfont": {"size": TICK_FONT}},
@@ -302,18 +306,7 @@ def compare_figure(
         title=_title(view),
         width=layout.width if fixed else None,
     )
-    fig.update_layout(
-        barmode="group",
-        showlegend=True,
-        legend={
-            "orientation": "h",
-            "x": 1.0,
-            "xanchor": "right",
-            "y": layout.boxes[-1].y1,
-            "yanchor": "bottom",
-            "font": {"size": TICK_FONT},
-        },
-    )
+    fig.update_layout(barmode="group")
     return fig
 
 
@@ -341,5 +334,4 @@ def relayout_compare(fig: BaseFigure, width: int) -> CompareLayout:
     maps = sum(1 for t in fig.data if t.type == "image")
     layout = compare_layout(maps, width)
     relayout_boxes(fig, layout.boxes, layout.width, layout.height, MARGIN)
-    fig.update_layout(legend_y=layout.boxes[-1].y1)
     return layout
