@@ -275,6 +275,8 @@ class ComparePanel:
         return [p.index for p in ((row.predictions if row else None) or [])[:TOP_K]]
 
     def _pick_image(self, index: int, strict: bool = False) -> None:
+        before = {n: e.cache_info() for n, e in self.engines.items()}
+        started = time.perf_counter()
         try:
             for engine, item in zip(self.engines.values(), self._images[index], strict=True):
                 if item.predictions is None:
@@ -285,17 +287,24 @@ class ComparePanel:
         except Exception as error:
             self.failed(error, strict)
             return
-        self._render(cs.pick_image(self.state, index, top[0].index), strict)
+        self._render(cs.pick_image(self.state, index, top[0].index), strict, (started, before))
 
-    def _render(self, new: CompareState, strict: bool) -> bool:
+    def _render(
+        self,
+        new: CompareState,
+        strict: bool,
+        start: tuple[float, dict[str, CacheInfo]] | None = None,
+    ) -> bool:
         if self.syncing:
             return False
         if not self._images:
             self.state = new
             self._write_controls()
             return True
-        started = time.perf_counter()
-        before = {n: e.cache_info() for n, e in self.engines.items()}
+        started, before = start or (
+            time.perf_counter(),
+            {n: e.cache_info() for n, e in self.engines.items()},
+        )
         try:
             with self._working("explaining"):
                 results = {}

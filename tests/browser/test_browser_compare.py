@@ -96,8 +96,13 @@ def test_compare_in_lab(
         describe=lambda: str(panel.evaluate(_DEBUG_JS)) + "\n".join(watch.console[-20:]),
     )
     traces = first["traces"]
-    if traces["heatmap:shapes"]["zmax"] != traces["heatmap:shortcut"]["zmax"]:
-        raise BrowserError("the two maps are not drawn on one colour range")
+    peaks = {n: max(traces[f"heatmap:{n}"]["z"]) for n in ("shapes", "shortcut")}
+    ranges = {n: traces[f"heatmap:{n}"]["zmax"] for n in ("shapes", "shortcut")}
+    if ranges["shapes"] != ranges["shortcut"] or max(peaks.values()) != ranges["shapes"]:
+        raise BrowserError(f"the maps are not drawn on one range: peaks {peaks}, ranges {ranges}")
+    # The kernel's maps: the shortcut model's is the stronger one on this scene.
+    if not peaks["shapes"] < peaks["shortcut"]:
+        raise BrowserError(f"the page draws other maps than the kernel computed: {peaks}")
     if traces["difference"]["zmin"] != -traces["difference"]["zmax"]:
         raise BrowserError("the difference map's range is not symmetric")
     if not {"bars:shapes", "bars:shortcut"} <= set(traces):
