@@ -27,6 +27,7 @@ from camwidgets import GradCAM, zoo
 from camwidgets.cli import main
 from camwidgets.cli.errors import UsageError
 from camwidgets.cli.geometry import Geometry, geometry
+from camwidgets.cli.overlay import card_layout, overlay
 from camwidgets.cli.save import write_bytes
 from camwidgets.engine.inputs import default_transform
 
@@ -102,7 +103,9 @@ def test_explain_prints_what_the_engine_computes(
     assert peak is not None
     assert float(peak.group(1)) == pytest.approx(float(heat.max()), rel=1e-3)
     assert (int(peak.group(3)), int(peak.group(2))) == (row, col)
-    assert Image.open(out_png).size == (96, 96)
+    saved = np.asarray(Image.open(out_png))
+    # A 96 px scene is drawn 4x (each pixel a 4x4 block) beside its colour bar.
+    assert saved.shape[0] >= 4 * 96 and saved.shape[1] >= 4 * 96 + 40
 
 
 def test_target_by_any_case_counterfactual_and_method(capsys: pytest.CaptureFixture[str]) -> None:
@@ -216,7 +219,9 @@ def test_photo_with_a_zoo_model_gets_a_note_and_a_full_size_overlay(
     assert main(["explain", str(photo), "--model", "zoo:shapes", "--save", str(out_png)]) == 0
     captured = capsys.readouterr()
     assert "96x96 synthetic scenes" in captured.err
-    assert Image.open(out_png).size == (200, 150)
+    top, left, bottom, right = card_layout(150, 200).map_box
+    assert (bottom - top, right - left) == (300, 400)  # scaled 2x to be readable
+    assert Image.open(out_png).size[0] > right
     # Independent: the engine's 96x96 map, bilinearly resized to the picture by torch.
     heat = _shapes_engine().explain(picture).heatmap
     resized = F.interpolate(heat[None, None], size=(150, 200), mode="bilinear")[0, 0]
@@ -258,10 +263,13 @@ def test_model_file_with_a_centre_crop(capsys: pytest.CaptureFixture[str], tmp_p
         f"x {41 / scale:.0f}-{105 / scale:.0f}, y {4 / scale:.0f}-{68 / scale:.0f} (a centre crop)"
     )
     assert seen in captured.out
-    overlay = np.asarray(Image.open(out_png)).astype(int)
-    assert overlay.shape == (160, 320, 3)
+    card = np.asarray(Image.open(out_png)).astype(int)
+    layout = card_layout(160, 320)
+    top, left, bottom, right = layout.map_box
+    drawn = card[top : bottom : layout.scale, left : right : layout.scale]  # one pixel per block
+    assert drawn.shape == (160, 320, 3)
     # Left of the crop the model saw nothing: the picture there is only darkened, never coloured.
-    outside = overlay[:, :80]
+    outside = drawn[:, :80]
     original = np.asarray(picture)[:, :80].astype(int)
     assert (outside <= original).all() and outside.mean() < 0.6 * original.mean()
 
@@ -342,7 +350,8 @@ def test_save_never_replaces_without_force_nor_an_input(
     assert "--force" in capsys.readouterr().err
     assert existing.read_bytes() == b"keep me"
     assert main(["explain", str(photo), "--save", str(existing), "--force"]) == 0
-    assert Image.open(existing).size == (200, 150)
+    height, width = card_layout(150, 200).size
+    assert Image.open(existing).size == (width, height)
 
 
 def test_save_never_follows_a_symlink(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -480,3 +489,42 @@ def test_audit_takes_the_same_model_files_as_explain(
     assert main(weights_only) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "state_dict" in err[0]
+
+
+def _reference_jet(v: np.ndarray) -> np.ndarray:
+    """The classic jet colour map, written out: dark blue (0) .. cyan .. yellow .. dark red (1)."""
+    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
+    return np.stack([r, g, b], axis=-1) * 255
+
+
+def test_saved_overlay_is_readable_and_carries_a_colour_bar(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_png = tmp_path / "card.png"
+    assert main(["explain", "--seed", "2", "--save", str(out_png)]) == 0
+    assert "scaled 4x, with a colour bar" in capsys.readouterr().out
+    card = np.asarray(Image.open(out_png)).astype(float)
+    layout = card_layout(96, 96)
+    assert layout.scale == 4 and layout.font >= 14  # text at least 14 px high
+    # The map area is the 96x96 overlay, each pixel a 4x4 block.
+    image = zoo.sample_scenes(1, seed=2)[0].image
+    heat = _shapes_engine().explain(image).heatmap.numpy()
+    expected = overlay(np.asarray(image), heat, np.ones(heat.shape, dtype=bool))
+    top, left, bottom, right = layout.map_box
+    area = card[top:bottom, left:right]
+    assert area.shape[:2] == (384, 384)
+    assert np.abs(area[::4, ::4] - expected).max() <= 1
+    assert np.array_equal(area[1::4, 2::4], area[::4, ::4])  # blocks, not resampled
+    # The colour bar: jet from the map's maximum (top) to zero (bottom), read off its middle.
+    b_top, b_left, b_bottom, b_right = layout.bar_box
+    column = card[b_top:b_bottom, (b_left + b_right) // 2]
+    levels = 1 - np.arange(len(column)) / (len(column) - 1)
+    assert np.abs(column - _reference_jet(levels)).max() <= 1.5
+    assert b_bottom - b_top >= 300  # as tall as most of the map
+    # Dark text beside the bar (its tick labels: max, half, 0) and above the map (the title).
+    labels = card[b_top - 8 : b_bottom + 8, b_right + 6 :]
+    assert (labels.min(axis=-1) < 100).sum() > 50
+    title = card[:top, left:right]
+    assert (title.min(axis=-1) < 100).sum() > 200

@@ -3,7 +3,8 @@
 ``audit(data, model, out)`` explains every image (locally in batches, or on Ray Data with
 ``backend="ray"``) and writes one Parquet row per image as it goes; ``Audit(out)`` reads it
 back with per-class average maps and outliers; ``write_report`` makes a standalone HTML page
-and ``Audit.gallery()`` opens outliers in the Explorer.
+and ``camwidgets.widgets.Gallery(audit)`` opens outliers in the Explorer (the gallery composes
+the audit; the audit never imports the widgets).
 
 >>> from camwidgets.audit import audit
 >>> result = audit("zoo:scenes:200:mark=correct", "zoo:shortcut", "audit.parquet")  # doctest: +SKIP
@@ -20,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .compute import Settings
-    from .report import report_figures, write_report
-    from .results import Audit, ClassSummary
-    from .run import EngineSpec, audit
+    from .results import Audit, ClassSummary, report_figures, write_report
+    from .run import audit
     from .sources import (
         DatasetSource,
         FolderSource,
@@ -33,13 +33,14 @@ if TYPE_CHECKING:
         ScenesSource,
         as_source,
     )
+    from .spec import EngineSpec
     from .stats import grid_regions, regions_from
 
 _LAZY: dict[str, str] = {
     "Audit": ".results",
     "ClassSummary": ".results",
     "DatasetSource": ".sources",
-    "EngineSpec": ".run",
+    "EngineSpec": ".spec",
     "FolderSource": ".sources",
     "Item": ".sources",
     "LoaderSource": ".sources",
@@ -51,8 +52,8 @@ _LAZY: dict[str, str] = {
     "audit": ".run",
     "grid_regions": ".stats",
     "regions_from": ".stats",
-    "report_figures": ".report",
-    "write_report": ".report",
+    "report_figures": ".results",
+    "write_report": ".results",
 }
 
 __all__ = [

@@ -23,12 +23,12 @@ from .sources import (
     Source,
     items_from_columns,
 )
+from .spec import EngineSpec
 from .store import AuditStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .run import EngineSpec
 
 __all__ = ["AuditWorker", "require_ray", "run_ray"]
 

@@ -10,17 +10,55 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .results import Audit, ClassSummary
-from .stats import Regions, grid_regions
+from .stats import ClassSummary, Regions, grid_regions
 
 if TYPE_CHECKING:
+    import pandas as pd
     import plotly.graph_objects as go
+    import pyarrow as pa
 
-__all__ = ["grid_shape", "picture", "report_figures", "write_report"]
+__all__ = ["AuditData", "build_figures", "grid_shape", "picture", "write_html"]
+
+
+class AuditData(Protocol):
+    """What the report reads of an audit (``camwidgets.audit.Audit`` has it); a protocol, so
+    that the report composes the results without the results importing it back."""
+
+    path: Path
+    config: dict[str, Any]
+
+    @property
+    def table(self) -> pa.Table:
+        """Every row."""
+        ...
+
+    @property
+    def coarse(self) -> np.ndarray:
+        """The signed coarse maps, (N, h, w)."""
+        ...
+
+    @property
+    def regions(self) -> Regions:
+        """The named fractional boxes of the region shares."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def summary(self) -> list[ClassSummary]:
+        """One summary per explained class."""
+        ...
+
+    def outliers(self, k: int = 12, per_class: bool = False) -> pd.DataFrame:
+        """The ``k`` images furthest from their class's average."""
+        ...
+
+    def image(self, item_id: str) -> Any:
+        """The picture behind ``item_id``."""
+        ...
 
 
 def grid_shape(regions: Regions) -> tuple[int, int] | None:
@@ -67,8 +105,8 @@ def _inside_measures(summaries: list[ClassSummary]) -> dict[str, list[float | No
     return {k: v for k, v in measures.items() if any(x is not None for x in v)}
 
 
-def report_figures(
-    result: Audit | str | Path,
+def build_figures(
+    result: AuditData,
     outliers: int = 12,
     classes: Sequence[int | str] | None = None,
     max_classes: int = 24,
@@ -76,7 +114,7 @@ def report_figures(
     """The report's figures: ``averages``, ``regions``, ``inside`` (with masks/boxes), ``outliers``.
 
     Args:
-        result: an audit, or the folder it was written to.
+        result: an audit (``camwidgets.audit.Audit``).
         outliers: how many outlier images to show.
         classes: the classes to draw (indices or names); default: all, or the ``max_classes``
             most frequent when there are more (a 1000-class audit would draw 1000 panels).
@@ -89,7 +127,6 @@ def report_figures(
         region_share_figure,
     )
 
-    result = result if isinstance(result, Audit) else Audit(result)
     summaries = _chosen(result.summary(), classes, max_classes)
     if not summaries:
         raise ValueError(f"the audit at {str(result.path)!r} has no rows yet")
@@ -166,8 +203,8 @@ def _fmt(value: float | None, percent: bool = True) -> str:
     return f"{value:.1%}" if percent else f"{value:.3g}"
 
 
-def write_report(
-    result: Audit | str | Path,
+def write_html(
+    result: AuditData,
     path: str | Path,
     title: str | None = None,
     outliers: int = 12,
@@ -177,15 +214,14 @@ def write_report(
     """Write a standalone HTML report (plotly.js inlined: it opens offline).
 
     Args:
-        result: an audit, or its folder.
+        result: an audit (``camwidgets.audit.Audit``).
         path: the HTML file to write.
         title: page title (default: model, layer and method).
         outliers: how many outlier images to show.
-        classes, max_classes: which classes the figures draw (see ``report_figures``); the
+        classes, max_classes: which classes the figures draw (see ``build_figures``); the
             table lists every class.
     """
-    result = result if isinstance(result, Audit) else Audit(result)
-    figures = report_figures(result, outliers, classes, max_classes)
+    figures = build_figures(result, outliers, classes, max_classes)
     config = result.config
     title = title or (
         f"Grad-CAM audit: {config['model_name']}, {config['layer']}, {config['method']}"
@@ -231,12 +267,19 @@ def write_report(
         f"source {config['source'].get('kind')}; backend {config['backend']}"
     )
     parts = [
-        fig.to_html(full_html=False, include_plotlyjs=i == 0, div_id=f"audit-{name}")
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs=i == 0,
+            div_id=f"audit-{name}",
+            # The page's width, also after a resize (the figures set no width of their own).
+            config={"responsive": True},
+            default_width="100%",
+        )
         for i, (name, fig) in enumerate(figures.items())
     ]
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}
+<style>body{{font-family:sans-serif;margin:2em}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>

@@ -14,7 +14,7 @@ to match the average (total variation, in [0, 1]):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .sources import IndexedSource, ScenesSource, Source
-from .stats import Regions, peaks
+from .stats import ClassSummary, Regions, peaks
 from .store import read_config, require_pyarrow
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["Audit", "ClassSummary", "upsample"]
+__all__ = ["Audit", "ClassSummary", "report_figures", "upsample", "write_report"]
 
 _MEANS = ("in_mask", "hit_mask", "in_boxes", "hit_boxes", "correct")
 """Nullable columns averaged per class (booleans as rates)."""
@@ -40,35 +40,6 @@ def _mean_of(values: np.ndarray, rows: np.ndarray) -> float | None:
     picked = values[rows]
     picked = picked[~np.isnan(picked)]
     return float(picked.mean()) if picked.size else None
-
-
-@dataclass(frozen=True)
-class ClassSummary:
-    """What one class's maps have in common.
-
-    Attributes:
-        index: the class index; name: its name.
-        count: images explained for this class; empty: how many of them had an all-zero map.
-        average: the class-average map at the layer's resolution, (h, w), sums to 1.
-        peak: where the average peaks, (row, col) in model-input pixels (bilinear upsampling).
-        regions: mean share of mass per region, (R,).
-        in_mask, hit_mask, in_boxes, hit_boxes: means over images that had a mask / boxes
-            (None when none had).
-        accuracy: share of labelled images whose top-1 is the label (None without labels).
-    """
-
-    index: int
-    name: str
-    count: int
-    empty: int
-    average: np.ndarray
-    peak: tuple[int, int]
-    regions: np.ndarray
-    in_mask: float | None
-    hit_mask: float | None
-    in_boxes: float | None
-    hit_boxes: float | None
-    accuracy: float | None
 
 
 def upsample(grid: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -271,23 +242,38 @@ class Audit:
             return frame.groupby("target", sort=True).head(k)
         return frame.head(k)
 
-    def figures(self, outliers: int = 12) -> dict[str, Any]:
-        """The report's plotly figures (see :func:`camwidgets.audit.report.report_figures`)."""
-        from .report import report_figures
+    def figures(
+        self,
+        outliers: int = 12,
+        classes: Sequence[int | str] | None = None,
+        max_classes: int = 24,
+    ) -> dict[str, Any]:
+        """The report's plotly figures (see :func:`camwidgets.audit.report.build_figures`)."""
+        from .report import build_figures
 
-        return report_figures(self, outliers=outliers)
+        return build_figures(self, outliers, classes, max_classes)
 
-    def write_report(self, path: str | Path, title: str | None = None) -> Path:
-        """A standalone HTML report (see :func:`camwidgets.audit.report.write_report`)."""
-        from .report import write_report
+    def write_report(
+        self,
+        path: str | Path,
+        title: str | None = None,
+        outliers: int = 12,
+        classes: Sequence[int | str] | None = None,
+        max_classes: int = 24,
+    ) -> Path:
+        """A standalone HTML report (see :func:`camwidgets.audit.report.write_html`)."""
+        from .report import write_html
 
-        return write_report(self, path, title=title)
+        return write_html(self, path, title, outliers, classes, max_classes)
 
-    def gallery(self, explorer: Any = None, count: int = 12) -> Any:
-        """A widget of the outliers that opens one in the Explorer (needs ipywidgets)."""
-        from camwidgets.widgets.gallery import Gallery
-
-        return Gallery(self, explorer=explorer, count=count)
+    def __getattr__(self, name: str) -> Any:
+        if name == "gallery":
+            # The audit never imports the widgets: the gallery composes the audit.
+            raise AttributeError(
+                "Audit has no gallery method: the gallery is a widget built on the audit, "
+                "use `from camwidgets.widgets import Gallery; Gallery(audit)`"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def image(self, item_id: str) -> Any:
         """The picture behind ``item_id`` (anything the engine takes), from the source."""
@@ -313,3 +299,29 @@ class Audit:
                 described["size"],
             )
         return None
+
+
+def report_figures(
+    result: Audit | str | Path,
+    outliers: int = 12,
+    classes: Sequence[int | str] | None = None,
+    max_classes: int = 24,
+) -> dict[str, Any]:
+    """The report's figures of an audit or the folder it was written to (see
+    :func:`camwidgets.audit.report.build_figures`)."""
+    audit = result if isinstance(result, Audit) else Audit(result)
+    return audit.figures(outliers, classes, max_classes)
+
+
+def write_report(
+    result: Audit | str | Path,
+    path: str | Path,
+    title: str | None = None,
+    outliers: int = 12,
+    classes: Sequence[int | str] | None = None,
+    max_classes: int = 24,
+) -> Path:
+    """Write the standalone HTML report of an audit or the folder it was written to (see
+    :func:`camwidgets.audit.report.write_html`)."""
+    audit = result if isinstance(result, Audit) else Audit(result)
+    return audit.write_report(path, title, outliers, classes, max_classes)

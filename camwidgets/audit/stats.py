@@ -10,6 +10,7 @@ with an image are in its own pixels and are scaled to the map by :func:`scale_bo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -180,3 +181,32 @@ def boxes_mask(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
         b, r = min(int(np.ceil(bottom)), height), min(int(np.ceil(right)), width)
         mask[t:b, lft:r] = True
     return mask
+
+
+@dataclass(frozen=True)
+class ClassSummary:
+    """What one class's maps have in common.
+
+    Attributes:
+        index: the class index; name: its name.
+        count: images explained for this class; empty: how many of them had an all-zero map.
+        average: the class-average map at the layer's resolution, (h, w), sums to 1.
+        peak: where the average peaks, (row, col) in model-input pixels (bilinear upsampling).
+        regions: mean share of mass per region, (R,).
+        in_mask, hit_mask, in_boxes, hit_boxes: means over images that had a mask / boxes
+            (None when none had).
+        accuracy: share of labelled images whose top-1 is the label (None without labels).
+    """
+
+    index: int
+    name: str
+    count: int
+    empty: int
+    average: np.ndarray
+    peak: tuple[int, int]
+    regions: np.ndarray
+    in_mask: float | None
+    hit_mask: float | None
+    in_boxes: float | None
+    hit_boxes: float | None
+    accuracy: float | None

@@ -239,12 +239,13 @@ def _report(
     import numpy as np
 
     from camwidgets.cli.geometry import Geometry, geometry
-    from camwidgets.cli.overlay import overlay
+    from camwidgets.cli.overlay import card_layout, overlay_card
     from camwidgets.cli.save import write_picture
 
     print(f"model: {label}; image: {source} ({picture.width}x{picture.height})")
     for p in predictions:
         print(f"  {p.name:>20s}  p={p.probability:.3f}  logit={p.logit:+.3f}  (class {p.index})")
+    res = res.cpu()  # the CLI draws and saves on the host
     heat = res.heatmap
     shape = "x".join(map(str, engine.layer_shapes[res.layer]))
     side = "against" if res.counterfactual else "for"
@@ -287,5 +288,12 @@ def _report(
             f"{'lowers' if res.counterfactual else 'raises'} the score of {res.target_name!r}"
         )
     if args.save is not None:
-        write_picture(args.save, overlay(shown, values, inside), args.force, inputs)
-        print(f"saved overlay to {args.save} ({shown.shape[1]}x{shown.shape[0]})")
+        title = f"{res.method} {side} {res.target_name} (class {res.target}) at {res.layer}"
+        card = overlay_card(shown, values, inside, title, res.method)
+        layout = card_layout(*values.shape)
+        scaled = f", scaled {layout.scale}x" if layout.scale > 1 else ""
+        write_picture(args.save, card, args.force, inputs)
+        print(
+            f"saved overlay to {args.save} ({card.shape[1]}x{card.shape[0]}: the "
+            f"{shown.shape[1]}x{shown.shape[0]} picture{scaled}, with a colour bar)"
+        )

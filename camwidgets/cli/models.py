@@ -66,9 +66,9 @@ def load_model(
     Raises:
         UsageError: unknown name, missing or unusable file, a state_dict instead of a model.
     """
-    from camwidgets.zoo.registry import _DESCRIPTIONS
+    from camwidgets.zoo.registry import DESCRIPTIONS
 
-    if spec.startswith(ZOO_PREFIX) or (spec in _DESCRIPTIONS and not os.path.exists(spec)):
+    if spec.startswith(ZOO_PREFIX) or (spec in DESCRIPTIONS and not os.path.exists(spec)):
         loaded = _zoo(spec.removeprefix(ZOO_PREFIX))
     elif spec.startswith(TORCHVISION_PREFIX):
         loaded = _torchvision(spec.removeprefix(TORCHVISION_PREFIX), download)
@@ -94,10 +94,10 @@ def load_model(
 def _zoo(name: str) -> LoadedModel:
     """A shipped teaching model."""
     from camwidgets import zoo
-    from camwidgets.zoo.registry import _DESCRIPTIONS
+    from camwidgets.zoo.registry import DESCRIPTIONS
 
-    if name not in _DESCRIPTIONS:
-        known = ", ".join(f"zoo:{n}" for n in _DESCRIPTIONS)
+    if name not in DESCRIPTIONS:
+        known = ", ".join(f"zoo:{n}" for n in DESCRIPTIONS)
         raise UsageError(f"unknown zoo model {name!r}; available: {known}")
     bundle = zoo.load(name)
     return LoadedModel(
@@ -110,8 +110,8 @@ def _torchvision(spec: str, download: bool) -> LoadedModel:
     import torchvision
 
     from camwidgets.zoo.torchvision_models import (
-        _pil_transform,
         checkpoint_path,
+        pil_transform,
         torchvision_model,
     )
 
@@ -150,7 +150,7 @@ def _torchvision(spec: str, download: bool) -> LoadedModel:
         "at that path (torch.hub.get_dir()/checkpoints; TORCH_HOME moves it)."
     )
     classes = list(member.meta["categories"])
-    transform = _pil_transform(member.transforms())
+    transform = pil_transform(member.transforms())
     return LoadedModel(
         model, classes, transform, f"torchvision:{name} (random weights)", notes=(note,)
     )

@@ -61,7 +61,13 @@ class BackwardCache(ForwardRecorder):
         if cache:
             # Go as deep as any layer asked for before, so one backward per class serves them all;
             # layers with a proven analytic alpha need no gradient.
-            self._depth = depth = min(index, self._depth)
+            depth = min(index, self._depth)
+            if len(self._asked) > 1 and self.stages:
+                # A second layer was asked: the user explores layers. Each class's backward
+                # then reaches the first stage, so every later stage switch is free (as if the
+                # stages were watched) instead of one more backward per class per layer.
+                depth = min(depth, self.layers.index(self.stages[0]))
+            self._depth = depth
             names = [
                 n for n in self.layers[depth:] if n in entry.records and not self._exact(n, entry)
             ]

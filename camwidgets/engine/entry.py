@@ -47,6 +47,8 @@ class ImageEntry:
     # Whether ``scores`` carries the autograd graph down to the recorded layers. A forward whose
     # recorded layers all sit on a proven pooled linear head needs none (alpha is analytic).
     graph: bool = True
+    # Each image's top-1 class, read from the scores once (one device sync) when first needed.
+    top: tuple[int, ...] | None = None
 
     def nbytes(self) -> int:
         """Estimated bytes held: activations, about as much again in a retained graph, grads."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from .analytic import PooledHead, find_linear, prove
-from .capture import evaluating, recording
+from .capture import Record
 from .checks import check_scores, resolve_placement
 from .layers import Discovery, ScoreFn
 from .state import EngineState
@@ -17,11 +18,12 @@ from .state import EngineState
 class ModelFollower(EngineState):
     """Proves the pooled head and follows a model that was moved, cast or changed."""
 
-    def _prove_head(self, example: torch.Tensor) -> PooledHead | None:
+    def _prove_head(self, records: Mapping[str, Record], scores: torch.Tensor) -> PooledHead | None:
         """Which layers feed the scores through global average pooling + the linear head only.
 
-        One forward of two example images recording the candidate pooled layers; ``prove``
-        walks the graph and checks its Jacobian against ``torch.autograd.grad``.
+        ``records`` and ``scores`` are the discovery forward's (two example images, with a
+        graph): ``prove`` walks that graph and checks its Jacobian against
+        ``torch.autograd.grad``, so the proof costs backwards near the head and no forward.
         """
         cam = self._found.cam
         if cam is None:
@@ -32,20 +34,7 @@ class ModelFollower(EngineState):
         layers = frozenset(n for n in layers if self._layouts[n].kind == "nchw")
         if linear is None or not layers:
             return None
-        modules = dict(self.model.named_modules())
-        with (
-            evaluating(self.model),
-            torch.inference_mode(False),
-            torch.enable_grad(),
-            recording({n: modules[n] for n in layers}, clone=self._clone) as records,
-        ):
-            try:
-                output = self.model(example.clone().requires_grad_(True))
-                raw = self.score_fn(output) if self.score_fn is not None else output
-                scores = check_scores(raw, int(example.shape[0]), self.score_fn)
-            except (RuntimeError, ValueError, TypeError):
-                # A model that cannot take two images at once gets no proof, only autograd.
-                return None
+        with torch.inference_mode(False), torch.enable_grad():
             grids = prove(records, layers, scores, linear)
         return PooledHead(linear, grids) if grids else None
 
@@ -68,12 +57,12 @@ class ModelFollower(EngineState):
                 self._found = dataclasses.replace(self._found, cam=fresh)
 
 
-def _checked(score_fn: ScoreFn | None) -> ScoreFn:
+def _checked(score_fn: ScoreFn | None, batch: int) -> ScoreFn:
     """The scoring step with the construction-time checks (see ``check_scores``)."""
 
     def score(output: object) -> torch.Tensor:
         scores = score_fn(output) if score_fn is not None else output
-        return check_scores(scores, 1, score_fn)
+        return check_scores(scores, batch, score_fn)
 
     return score
 

@@ -20,8 +20,14 @@ class ForwardRecorder(ModelFollower):
     """Runs and caches the forwards; each records the layers a later question may read."""
 
     def _recorded(self, layer: str | None) -> list[str]:
-        """The layers a cached forward records: watched, explained so far, and ``layer``."""
-        wanted = self._watched | self._asked | {layer or self.default_layer}
+        """The layers a cached forward records: the readable stages (so a first switch between
+        them costs no forward), the watched ones, those explained so far, and ``layer``.
+
+        Recording is a hook that keeps a reference and a gradient edge: no copy, and with the
+        graph kept the stage outputs are mostly held by autograd already (the next stage's
+        convolution saves its input).
+        """
+        wanted = {*self.stages, *self._watched, *self._asked, layer or self.default_layer}
         return [n for n in self.layers if n in wanted]
 
     def _entry(

@@ -87,7 +87,6 @@ class MethodGatherer(BackwardCache):
         """Check a method's map, resize it to the input and assemble the CamResult."""
         name, classes = inputs.layer, inputs.classes
         coarse = output.coarse.float()
-        check_map(coarse, output.weights, inputs.activations, name, method)
         heatmap = F.interpolate(
             coarse.clamp_min(0).unsqueeze(1),
             size=prepared.size,
@@ -106,4 +105,6 @@ class MethodGatherer(BackwardCache):
             method=method,
             cached=cached,
             guided=None if pixels is None else pixels.float() * heatmap.unsqueeze(1),
+            # Raises with the cause when the map is not finite (checked in the result's sync).
+            check=lambda: check_map(coarse, output.weights, inputs.activations, name, method),
         )

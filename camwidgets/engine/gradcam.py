@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -11,6 +11,7 @@ from PIL import Image
 from torch import nn
 
 from .cache import ByteLRU, ModelStamp
+from .capture import Record
 from .catalog import LayerCatalog
 from .checks import (
     as_bool,
@@ -104,8 +105,9 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
         generator = torch.Generator().manual_seed(0)  # never touch the user's global RNG
         noise = torch.randn((2, *example.shape), generator=generator)
         with self._lock:
-            example_input = noise[:1].to(self.device, self.dtype)
-            found = discover(model, example_input, _checked(score_fn), overrides)
+            found, evidence = _discover(
+                model, noise.to(self.device, self.dtype), score_fn, overrides
+            )
         self._found: Discovery = found
         shapes = dict(found.candidates)
         self._spatial = frozenset(shapes)
@@ -151,10 +153,12 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
         # on CUDA (ResNet-50, five classes: 1.55x). On the CPU convolution backward has no vmap
         # rule, so the batched call would run a slower loop; there it is one backward per class.
         self._batched_backward = self.device.type == "cuda"
-        # Layers whose alpha is W_c / (h w) exactly: proven once, here, never assumed.
+        # Layers whose alpha is W_c / (h w) exactly: proven once, here, never assumed, from the
+        # discovery forward itself (two images, with a graph).
         self._proof_size = (int(example.shape[-2]), int(example.shape[-1]))
         with self._lock:
-            self._pooled = self._prove_head(noise.to(self.device, self.dtype))
+            self._pooled = self._prove_head(*evidence) if evidence is not None else None
+        del evidence  # the discovery graph goes now
 
     @serialized
     def explain(
@@ -179,7 +183,9 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
                 no graph is kept beyond the call (same numbers).
 
         Returns:
-            A frozen CamResult; tensors are detached float32 on the CPU.
+            A frozen CamResult; tensors are detached float32 on the device the model ran on
+            (``result.cpu()`` copies them to the host in one transfer; on a CPU model they
+            already are). Scores and probabilities are Python floats.
         """
         chosen = get_method(method)
         counterfactual = as_bool(counterfactual, "counterfactual")
@@ -202,7 +208,7 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
             entry = self._entry(prepared, name, graph)
         else:
             entry = self._forward(prepared.tensor, [name], gradients=graph)
-        classes = self._targets(wanted, entry.scores)
+        classes = self._targets(wanted, entry)
         sign = -1.0 if counterfactual else 1.0
         inputs = self._method_inputs(chosen, entry, prepared, classes, name, sign, cache)
         key = (chosen.name, classes, sign, name)
@@ -270,7 +276,7 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
             graph = self._needs_graph(chosen, name, prepared.size)
             self._asked.add(name)
             entry = self._entry(prepared, name, graph)
-            sets = [self._targets(w, entry.scores) for w in wanted]
+            sets = [self._targets(w, entry) for w in wanted]
             if graph:
                 full = chosen.needs_gradients
                 if full:
@@ -305,15 +311,15 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
         per (image, class, sign), cached with the image.
 
         Returns:
-            (C, H, W), or (N, C, H, W) for a batch; float32 on the CPU.
+            (C, H, W), or (N, C, H, W) for a batch; float32 on the model's device.
         """
         counterfactual = as_bool(counterfactual, "counterfactual")
         self._follow_model()
         prepared = self.prepare(image)
         wanted = self._wanted(target, prepared.tensor.shape[0])
         entry = self._entry(prepared)
-        classes = self._targets(wanted, entry.scores)
-        guided = self._guided(entry, prepared, classes, -1.0 if counterfactual else 1.0).cpu()
+        classes = self._targets(wanted, entry)
+        guided = self._guided(entry, prepared, classes, -1.0 if counterfactual else 1.0)
         return guided if prepared.batched else guided[0]
 
     @serialized
@@ -373,3 +379,31 @@ class GradCAM(LayerCatalog, TargetChecks, MethodGatherer):
         counters); call this after writes that bypass them (``param.data.add_()``, numpy views).
         """
         self._cache.clear()
+
+
+Evidence = tuple[Mapping[str, Record], torch.Tensor]
+
+
+def _discover(
+    model: nn.Module, noise: torch.Tensor, score_fn: ScoreFn | None, overrides: dict[str, Any]
+) -> tuple[Discovery, Evidence | None]:
+    """The construction's one real forward: discovery on two example images, whose records and
+    scores (with their graph) then serve the pooled-head proof. A model that cannot take two
+    images at once is discovered on one and gets no proof (alpha by autograd there)."""
+    kept: dict[str, Any] = {}
+    try:
+        found = discover(model, noise, _checked(score_fn, 2), overrides, keep=kept)
+        return found, (kept["records"], kept["scores"])
+    except (RuntimeError, ValueError, TypeError):
+        pass
+    single = noise[:1]
+    try:
+        return discover(model, single, _checked(score_fn, 1), overrides), None
+    except RuntimeError as error:
+        raise TypeError(
+            f"the model does not take images: a ({', '.join(map(str, single.shape))}) batch of "
+            f"{single.dtype} images (N, C, H, W) failed inside its forward with "
+            f"{type(error).__name__}: {error}. GradCAM explains image models whose forward "
+            "takes an (N, C, H, W) tensor (give a transform= that makes the (C, H, W) tensors "
+            "the model expects)"
+        ) from error

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .checks import as_index, describe_value
+from .entry import ImageEntry
 from .state import EngineState
 
 Target = int | str | None | Sequence[int | str]
@@ -27,13 +28,15 @@ class TargetChecks(EngineState):
             return tuple(self._class_index(t) for t in target)
         return (self._class_index(target),) * count
 
-    def _targets(self, wanted: tuple[int | None, ...], scores: torch.Tensor) -> tuple[int, ...]:
+    def _targets(self, wanted: tuple[int | None, ...], entry: ImageEntry) -> tuple[int, ...]:
         """The checked targets with each None replaced by that image's top-1 class."""
         if all(c is not None for c in wanted):
             return tuple(c for c in wanted if c is not None)
-        # One argmax for the batch: one device sync, not one per image.
-        top = scores.argmax(dim=1).tolist()
-        return tuple(int(top[i]) if c is None else c for i, c in enumerate(wanted))
+        if entry.top is None:
+            # One argmax per forward for the whole batch: one device sync, then remembered.
+            entry.top = tuple(int(t) for t in entry.scores.argmax(dim=1).tolist())
+        top = entry.top
+        return tuple(top[i] if c is None else c for i, c in enumerate(wanted))
 
     def _class_index(self, target: object) -> int | None:
         """Validate one target: an int-like index, a class name, or None for the top-1."""

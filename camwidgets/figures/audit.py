@@ -36,6 +36,10 @@ FADING_JET = [
 ]
 
 
+SHARE_BAR = {"title": {"text": "share of mass"}, "tickformat": ".0%", "len": 0.8}
+"""Colour bar of the region shares: in percent, the unit of the numbers written in the cells."""
+
+
 def _grid(count: int, max_cols: int) -> tuple[int, int]:
     """Rows and columns of a small-multiples grid for ``count`` panels."""
     cols = max(1, min(count, max_cols))
@@ -127,7 +131,7 @@ def class_average_figure(
     fig.update_layout(
         title="Class-average maps: where the model looks for each class (x: peak)",
         height=220 * rows + 90,
-        width=max(420, 190 * cols + 120),
+        autosize=True,  # the page's width: the report and notebooks set none
         margin={"l": 20, "r": 20, "t": 80, "b": 20},
     )
     return fig
@@ -157,6 +161,7 @@ def region_share_figure(
                 zmin=0.0,
                 zmax=1.0,
                 colorscale="Viridis",
+                colorbar=SHARE_BAR,
                 text=np.round(shares * 100).astype(int),
                 texttemplate="%{text}%",
                 hovertemplate="%{y} / %{x}: %{z:.1%}<extra></extra>",
@@ -166,6 +171,7 @@ def region_share_figure(
             title="Share of the map's mass per region",
             yaxis={"autorange": "reversed"},
             height=120 + 28 * len(names),
+            autosize=True,
         )
         return fig
     grows, gcols = grid
@@ -184,6 +190,7 @@ def region_share_figure(
                 zmax=1.0,
                 colorscale="Viridis",
                 showscale=i == 0,
+                colorbar=SHARE_BAR,
                 text=np.round(cells * 100).astype(int),
                 texttemplate="%{text}",
                 name=name,
@@ -196,7 +203,7 @@ def region_share_figure(
     fig.update_layout(
         title=f"Share of the map's mass on a {grows}x{gcols} grid (percent)",
         height=200 * rows + 90,
-        width=max(420, 180 * cols + 120),
+        autosize=True,  # the page's width: the report and notebooks set none
         margin={"l": 20, "r": 20, "t": 80, "b": 20},
     )
     return fig
@@ -235,6 +242,7 @@ def inside_figure(
         barmode="group",
         yaxis={"range": [0, 1.1], "tickformat": ".0%"},
         height=380,
+        autosize=True,
     )
     return fig
 
@@ -289,7 +297,7 @@ def outlier_figure(
     fig.update_layout(
         title="Outliers: maps furthest from their class average",
         height=210 * rows + 90,
-        width=max(420, 180 * cols + 120),
+        autosize=True,  # the page's width: the report and notebooks set none
         margin={"l": 20, "r": 20, "t": 80, "b": 20},
         font={"size": 10},
     )

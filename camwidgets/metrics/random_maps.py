@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from ..engine.result import CamResult
-from .curves import perturbation_curves
+from .curves import Faithfulness, perturbation_curves
 from .inputs import Scorer, pair
 
 
 @dataclass(frozen=True)
 class RandomBaseline:
-    """Mean and standard deviation of the AUCs of ``runs`` random maps of one image."""
+    """Mean and standard deviation of the AUCs of ``runs`` random maps of one image.
+
+    ``curves`` holds each random map's deletion and insertion curves (seed order), so the
+    band they span can be drawn next to a map's own curves.
+    """
 
     deletion: float
     deletion_std: float
     insertion: float
     insertion_std: float
     runs: int
+    curves: tuple[Faithfulness, ...] = field(default=(), repr=False)
 
 
 def random_map(
@@ -99,4 +104,5 @@ def random_baseline(
         insertion=float(i.mean()),
         insertion_std=float(i.std()) if runs > 1 else 0.0,
         runs=runs,
+        curves=tuple(Faithfulness(a, b) for a, b in zip(dels, inss, strict=True)),
     )

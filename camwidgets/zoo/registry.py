@@ -13,6 +13,7 @@ from camwidgets.zoo.models import SmallResNet
 from camwidgets.zoo.scenes import MEAN, SHAPE_CLASSES, STD
 
 __all__ = [
+    "DESCRIPTIONS",
     "INPUT_SIZE",
     "WEIGHTS_DIR",
     "ZooModel",
@@ -26,7 +27,7 @@ __all__ = [
 INPUT_SIZE: tuple[int, int] = (96, 96)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
-_DESCRIPTIONS: dict[str, str] = {
+DESCRIPTIONS: dict[str, str] = {
     "shapes": (
         "Small ResNet (widths 16/32/64/128, layer4 map 12x12 at 96x96) trained on synthetic "
         "scenes of one or two coloured shapes (circle, square, triangle, star, cross, ring) on "
@@ -38,6 +39,7 @@ _DESCRIPTIONS: dict[str, str] = {
         "Grad-CAM looks at the corner, and accuracy collapses when the mark is swapped."
     ),
 }
+"""The shipped models by name (``zoo.load(name)``), each with one paragraph on what it is."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,8 @@ def load(name: str) -> ZooModel:
         ValueError: ``name`` is not a shipped model.
         FileNotFoundError: the package was installed without its weight files.
     """
-    if name not in _DESCRIPTIONS:
-        available = ", ".join(repr(n) for n in _DESCRIPTIONS)
+    if name not in DESCRIPTIONS:
+        available = ", ".join(repr(n) for n in DESCRIPTIONS)
         raise ValueError(f"unknown zoo model {name!r}; available: {available}")
     path = WEIGHTS_DIR / f"{name}.pt"
     if not path.is_file():
@@ -124,5 +126,5 @@ def load(name: str) -> ZooModel:
         classes=list(SHAPE_CLASSES),
         transform=scene_transform(),
         input_size=INPUT_SIZE,
-        description=_DESCRIPTIONS[name],
+        description=DESCRIPTIONS[name],
     )

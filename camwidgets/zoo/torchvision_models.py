@@ -16,7 +16,7 @@ from torchvision.models import WeightsEnum
 
 from camwidgets.zoo.registry import ZooModel
 
-__all__ = ["checkpoint_path", "torchvision_model"]
+__all__ = ["checkpoint_path", "pil_transform", "torchvision_model"]
 
 
 def _resolve(name: str, weights: str | WeightsEnum) -> WeightsEnum:
@@ -46,7 +46,7 @@ def checkpoint_path(name: str = "resnet50", weights: str | WeightsEnum = "DEFAUL
     return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
 
 
-def _pil_transform(preset: Any) -> transforms.Compose:
+def pil_transform(preset: Any) -> transforms.Compose:
     """Re-express a classification preset as a Compose that ends in its ``Normalize``.
 
     torchvision's preset does resize, crop, to-float and normalise in one opaque module; the
@@ -106,7 +106,7 @@ def torchvision_model(name: str = "resnet50", weights: str | WeightsEnum = "DEFA
         name=name,
         model=model,
         classes=list(member.meta["categories"]),
-        transform=_pil_transform(member.transforms()),
+        transform=pil_transform(member.transforms()),
         input_size=(crop, crop),
         description=f"torchvision {name} with weights {member} ({member.url}).",
     )

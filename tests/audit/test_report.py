@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from camwidgets.audit import Audit, audit, grid_regions, write_report
-from camwidgets.audit.report import grid_shape, report_figures
+from camwidgets.audit import Audit, audit, grid_regions, report_figures, write_report
+from camwidgets.audit.report import grid_shape
 from camwidgets.audit.results import upsample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +82,35 @@ def test_standalone_html(scenes_audit: Audit, tmp_path: Path) -> None:
         assert f'id="audit-{name}"' in text
     for summary in scenes_audit.summary():
         assert f"<td>{summary.name}</td><td>{summary.count}</td>" in text
+
+
+def test_report_figures_follow_the_page_width(scenes_audit: Audit, tmp_path: Path) -> None:
+    figures = scenes_audit.figures(outliers=4)
+    for name, figure in figures.items():
+        # No fixed width: a notebook output or the page gives it (it was 1260 px before).
+        assert figure.layout.width is None, name
+        assert figure.layout.autosize is True, name
+    text = write_report(scenes_audit, tmp_path / "report.html").read_text()
+    divs = re.findall(r'<div id="audit-(\w+)" class="plotly-graph-div" style="([^"]*)"', text)
+    assert sorted(name for name, _ in divs) == sorted(figures)
+    for _, style in divs:
+        assert "width:100%" in style.replace(" ", "")
+    # Plotly's responsive config redraws every figure when the window is resized.
+    assert text.count('"responsive": true') == len(figures)
+    assert "max-width:1300px" not in text
+
+
+def test_region_share_colour_bars_use_the_unit_of_their_labels(scenes_audit: Audit) -> None:
+    regions = scenes_audit.figures(outliers=1)["regions"]
+    shown = [t for t in regions.data if t.type == "heatmap" and t.showscale is not False]
+    assert shown, "the share maps draw a colour bar"
+    for trace in shown:
+        # The cells are written in percent (e.g. "42"), so the bar reads 0%..100%, not 0..1.
+        assert trace.colorbar.tickformat == ".0%"
+        assert "share" in trace.colorbar.title.text
+        assert (trace.zmin, trace.zmax) == (0.0, 1.0)
+        cells = np.asarray(trace.z)
+        assert np.array_equal(np.asarray(trace.text), np.round(cells * 100).astype(int))
 
 
 def test_grid_shapes_are_recognised() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from camwidgets import Explorer, metrics
+from camwidgets import Explorer
 from camwidgets.engine import GradCAM
 from camwidgets.naming import ChannelNames, describe
 from tests.widgets.helpers import R, click, passes
@@ -79,32 +79,6 @@ def test_guided_gradcam_shows_the_guided_picture(
     assert fig.data[R.HEATMAP].opacity == 0.0
     explorer.panel.controls.method.value = "gradcam"
     assert fig.data[R.HEATMAP].opacity == 0.5 and fig.data[R.PICTURE].source != source
-
-
-def test_faithfulness_on_demand_next_to_random_maps(
-    explorer: Explorer, images: list[np.ndarray]
-) -> None:
-    panel = explorer.panel
-    assert panel.faithfulness.value == ""  # nothing is measured until asked
-    before = explorer.engine.cache_info().backwards
-    panel.controls.measure.click()  # perturbed images only go forward (engine.scores)
-    assert explorer.engine.cache_info().backwards == before
-    result = explorer.result
-    assert result is not None
-    found = metrics.faithfulness(explorer.engine, images[0], result, steps=40, progress=False)
-    base = metrics.random_baseline(
-        explorer.engine, images[0], result.target, runs=3, grid=(4, 4), steps=40, progress=False
-    )
-    assert isinstance(found, metrics.Faithfulness)
-    text = panel.faithfulness.value
-    assert f"deletion AUC <b>{found.deletion.auc:.3f}</b>" in text
-    assert f"insertion AUC <b>{found.insertion.auc:.3f}</b>" in text
-    assert f"random {base.deletion:.3f} ± {base.deletion_std:.3f}" in text
-    assert f"random {base.insertion:.3f}" in text and "3 random maps" in text
-    panel.controls.counterfactual.value = True  # another map: its readout is not this one
-    assert panel.faithfulness.value == ""
-    panel.controls.counterfactual.value = False  # back: the measured readout comes back
-    assert panel.faithfulness.value == text
 
 
 def names_for(engine: GradCAM, layer: str) -> ChannelNames:

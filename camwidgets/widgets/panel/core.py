@@ -129,8 +129,8 @@ class Panel:
 
     @property
     def faithfulness(self) -> w.HTML:
-        """The faithfulness readout (``FaithfulnessSection``)."""
-        return cast(w.HTML, self.sections["faithfulness"].widget)
+        """The faithfulness readout's words (``FaithfulnessSection``; its curves beside)."""
+        return cast(FaithfulnessSection, self.sections["faithfulness"]).text
 
     # -- public ------------------------------------------------------------------------------
 
@@ -341,7 +341,7 @@ class Panel:
                         target=new.target,
                         counterfactual=new.counterfactual,
                         method=new.method,
-                    )
+                    ).cpu()  # results stay on the model's device; the panel draws on the host
                 ranges = None
                 if new.scale == "shared":
                     classes = offered(image) + list(new.extra)

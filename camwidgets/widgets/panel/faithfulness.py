@@ -1,14 +1,27 @@
-"""The faithfulness readout: deletion and insertion AUC of the map shown, next to random maps'
-(measured on demand with the "faithfulness" button, kept per view)."""
+"""The faithfulness readout: the map's deletion and insertion curves against random maps' band,
+and the verdict in words (measured on demand with the "faithfulness" button, kept per view).
+
+The figure is built whole on the first measurement and wrapped in a FigureWidget (a figure
+that gets its traces after creation shows empty axes in Voila); later measurements and view
+switches update it in place, and it is hidden for views not measured yet.
+"""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import ipywidgets as w
+import numpy as np
 
+from ...figures.faithfulness import (
+    CurveBand,
+    FaithfulnessView,
+    faithfulness_figure,
+    faithfulness_words,
+    update_faithfulness,
+)
 from ..controls import method_name
+from ..figure_widget import FigureWidget
 from .base import Host, Section, Shown, weak
 
 STEPS = 40
@@ -18,21 +31,29 @@ RUNS = 3
 
 
 class FaithfulnessSection(Section):
-    """Deletion / insertion AUCs of the view against random maps, once measured.
+    """Deletion / insertion curves of the view against random maps, once measured.
 
     Measurements are kept per view (image, layer, class, method, sign), so switching back to
     a measured view shows its readout again; loading new images forgets them.
+
+    Attributes:
+        text: the verdict in words (empty until the view is measured).
+        figure: the curves (None until the first measurement; hidden for unmeasured views).
+        shown: the measurement on screen, or None.
     """
 
     name = "faithfulness"
 
     def __init__(self) -> None:
-        self.widget = w.HTML()
-        self._measured: dict[tuple[Any, ...], str] = {}
+        self.text = w.HTML()
+        self.figure: FigureWidget | None = None
+        self.shown: FaithfulnessView | None = None
+        self.widget = w.VBox([self.text], layout=w.Layout(width="100%", min_width="0"))
+        self._measured: dict[tuple[Any, ...], FaithfulnessView] = {}
 
     def show(self, shown: Shown) -> None:
         """The readout of the view shown, if it was measured (else nothing)."""
-        self.widget.value = self._measured.get((*shown.state.explanation, STEPS, RUNS), "")
+        self._display(self._measured.get((*shown.state.explanation, STEPS, RUNS)))
 
     def forget(self) -> None:
         """New images: the measurements were of the old ones."""
@@ -52,7 +73,7 @@ class FaithfulnessSection(Section):
         """Measure the view shown (random maps on the layer's grid, resized like a CAM).
 
         Returns:
-            The readout (also shown in the widget).
+            The verdict in words (also shown, with the curves).
         """
         shown = host.shown()
         if shown is None:
@@ -76,23 +97,37 @@ class FaithfulnessSection(Section):
                     progress=False,
                 )
             assert isinstance(found, metrics.Faithfulness)
-            self._measured[key] = faithfulness_html(found, base, method_name(state.method))
-        self.widget.value = self._measured[key]
-        return self._measured[key]
+            self._measured[key] = FaithfulnessView(
+                deletion=band(found.deletion, [c.deletion for c in base.curves]),
+                insertion=band(found.insertion, [c.insertion for c in base.curves]),
+                method=method_name(state.method),
+                target=str(result.target_name),
+            )
+        self._display(self._measured[key])
+        return str(self.text.value)
+
+    def _display(self, view: FaithfulnessView | None) -> None:
+        """Show ``view`` (text and curves), or nothing."""
+        self.shown = view
+        if view is None:
+            self.text.value = ""
+            self.widget.children = (self.text,)  # the figure stays, out of sight
+            return
+        self.text.value = faithfulness_words(view)
+        if self.figure is None:
+            self.figure = FigureWidget(faithfulness_figure(view))
+        else:
+            update_faithfulness(self.figure, view)
+        self.widget.children = (self.text, self.figure)
 
 
-def faithfulness_html(found: Any, base: Any, method: str) -> str:
-    """Deletion / insertion AUC of the map next to the random maps' mean ± sd."""
-    better = found.deletion.auc < base.deletion and found.insertion.auc > base.insertion
-    verdict = (
-        "more faithful than random maps on both"
-        if better
-        else "<b>not</b> better than random maps on both"
-    )
-    return (
-        f"faithfulness of this {html.escape(method)} map: deletion AUC "
-        f"<b>{found.deletion.auc:.3f}</b> (random {base.deletion:.3f} ± {base.deletion_std:.3f};"
-        f" lower is better) · insertion AUC <b>{found.insertion.auc:.3f}</b> (random "
-        f"{base.insertion:.3f} ± {base.insertion_std:.3f}; higher is better) · {verdict} "
-        f"({base.runs} random maps)"
+def band(curve: Any, random: list[Any]) -> CurveBand:
+    """A ``metrics.Curve`` and the random maps' curves of the same kind, as numpy."""
+    return CurveBand(
+        kind=curve.kind,
+        fractions=curve.fractions.numpy(),
+        scores=curve.scores.numpy(),
+        random=np.stack([c.scores.numpy() for c in random]),
+        auc=float(curve.auc),
+        random_aucs=np.array([c.auc for c in random], dtype=np.float64),
     )

@@ -55,7 +55,7 @@ class SharedRanges:
                         target=target,
                         counterfactual=sign,
                         method=state.method,
-                    )
+                    ).cpu()  # one transfer per map on a GPU: the ranges are read on the host
                     heat = max(heat, peak(res.heatmap.numpy()))
                     coarse = max(coarse, magnitude(res.coarse.numpy()))
                     if res.weights is not None:
