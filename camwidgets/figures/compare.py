@@ -130,7 +130,8 @@ def compare_parts(view: CompareView, max_side: int | None = None) -> list[Part]:
         # One colour bar for all models (the range is shared): beside the last one.
         part = replace(part, colorbar=1 if index == last else None)
         traces = [{**part.traces[0], "name": f"picture:{name}"}]
-        traces.append({**part.traces[1], "name": f"heatmap:{name}"})
+        # zauto off explicitly: a map without its own colour bar must still use the shared range.
+        traces.append({**part.traces[1], "name": f"heatmap:{name}", "zauto": False})
         parts.append(replace(part, traces=traces))
     parts.append(_difference_part(view, zmax, max_side))
     parts.append(_bars_part(view))
@@ -152,7 +153,7 @@ def _difference_part(view: CompareView, zmax: float, max_side: int | None) -> Pa
         "z": z,
         "zmin": -zmax,
         "zmax": zmax,
-        "zmid": 0.0,
+        "zauto": False,
         "zsmooth": "best",
         "opacity": 0.75,
         "colorscale": DIFF_COLORSCALE,
