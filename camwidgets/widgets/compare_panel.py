@@ -68,7 +68,12 @@ class ComparePanel:
         self.image = w.Dropdown(
             description="image", style=label, layout=w.Layout(display="none", **wide)
         )
-        self.target = w.Dropdown(description="class", style=label, layout=w.Layout(**wide))
+        # Wide enough for every model's probability in each class's label.
+        self.target = w.Dropdown(
+            description="class",
+            style=label,
+            layout=w.Layout(width=f"{230 + 110 * len(self.names)}px", margin="2px 12px 2px 0"),
+        )
         self.layer = w.Dropdown(
             options=[(self._common_label(n), n) for n in common],
             value=first[0] if first[0] in common and len(set(first)) == 1 else None,
