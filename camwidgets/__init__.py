@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .audit.results import Audit
     from .engine import CamResult, GradCAM, Prediction
     from .naming import ChannelNames, describe, dissect
+    from .widgets.compare import Compare
     from .widgets.explorer import Explorer
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "CamResult": (".engine", "CamResult"),
     "Prediction": (".engine", "Prediction"),
     "Explorer": (".widgets.explorer", "Explorer"),
+    "Compare": (".widgets.compare", "Compare"),
     "zoo": (".zoo", None),
     "attacks": (".attacks", None),
     "targets": (".targets", None),
@@ -45,6 +47,7 @@ __all__ = [
     "Audit",
     "CamResult",
     "ChannelNames",
+    "Compare",
     "Explorer",
     "GradCAM",
     "Prediction",

@@ -13,6 +13,7 @@ from .follow import ModelFollower
 from .inputs import Prepared
 from .layers import scores_of
 from .locks import serialized
+from .quantized import quantized_gradients
 
 
 class ForwardRecorder(ModelFollower):
@@ -71,6 +72,7 @@ class ForwardRecorder(ModelFollower):
                 evaluating(self.model),
                 torch.inference_mode(False),
                 torch.set_grad_enabled(gradients),
+                quantized_gradients(self.model),
                 recording(targets, clone=self._clone) as records,
                 self._conventions.frame(self.model) as frame,
             ):

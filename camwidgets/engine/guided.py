@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from .capture import evaluating
+from .quantized import quantized_gradients
 
 __all__ = ["UnguidedReLUWarning", "guided_gradients"]
 
@@ -134,7 +135,12 @@ def guided_gradients(
         for module in model.modules():
             if isinstance(module, nn.ReLU):
                 handles.append(module.register_forward_hook(hook))
-        with evaluating(model), torch.inference_mode(False), torch.enable_grad():
+        with (
+            evaluating(model),
+            torch.inference_mode(False),
+            torch.enable_grad(),
+            quantized_gradients(model),
+        ):
             x = batch.detach().clone().requires_grad_(True)
             value = objective(model(x))
             if not isinstance(value, torch.Tensor) or value.numel() != 1:

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.basedatatypes import BaseFigure, Undefined
+from plotly.basedatatypes import BaseFigure
 
 from .channels import activation_part, contribution_part, default_channel
 from .coarse import coarse_part
 from .overlay import overlay_part
-from .part import TITLE_FONT, Box, Part, apply, place
+from .part import TITLE_FONT, Box, Part, apply, place, relayout_boxes
 from .scales import emptiness, magnitude, peak
 from .weights import weights_part
 
@@ -298,29 +298,5 @@ def update_panel(
 def relayout_panel(fig: BaseFigure, width: int) -> PanelLayout:
     """Lay a panel figure out again for ``width`` px (front end reported), in one message."""
     layout = panel_layout(width)
-    inner = max(1, layout.height - MARGIN["t"] - MARGIN["b"])
-    relayout: dict[str, Any] = {"width": layout.width, "height": layout.height}
-    count = len(fig.data)
-    restyle: dict[str, list[Any]] = {}
-    for number, box in enumerate(layout.boxes, start=1):
-        suffix = "" if number == 1 else str(number)
-        relayout[f"xaxis{suffix}.domain"] = [box.x0, box.x1]
-        relayout[f"yaxis{suffix}.domain"] = [box.y0, box.y1]
-        relayout[f"annotations[{number - 1}].x"] = (box.x0 + box.x1) / 2
-        relayout[f"annotations[{number - 1}].y"] = box.y1 + 6 / inner
-        for index, trace in enumerate(fig.data):
-            if (
-                trace.xaxis == f"x{suffix}"
-                and trace.type == "heatmap"
-                and trace.showscale is not False
-            ):
-                for key, value in (
-                    ("colorbar.x", box.x1 + 0.006),
-                    ("colorbar.y", (box.y0 + box.y1) / 2),
-                    ("colorbar.len", box.y1 - box.y0),
-                ):
-                    restyle.setdefault(key, [Undefined] * count)[index] = value
-    fig.plotly_update(
-        restyle_data=restyle, relayout_data=relayout, trace_indexes=list(range(count))
-    )
+    relayout_boxes(fig, layout.boxes, layout.width, layout.height, MARGIN)
     return layout

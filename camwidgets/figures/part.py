@@ -240,6 +240,38 @@ def apply(
         )
 
 
+def relayout_boxes(
+    fig: BaseFigure, boxes: Sequence[Box], width: int, height: int, margin: Props
+) -> None:
+    """Move a ``place``-built figure's parts to ``boxes`` at ``width`` x ``height`` px, their
+    titles and colour bars with them, in one message."""
+    inner = max(1, height - margin["t"] - margin["b"])
+    relayout: Props = {"width": width, "height": height}
+    count = len(fig.data)
+    restyle: dict[str, list[Any]] = {}
+    for number, box in enumerate(boxes, start=1):
+        suffix = "" if number == 1 else str(number)
+        relayout[f"xaxis{suffix}.domain"] = [box.x0, box.x1]
+        relayout[f"yaxis{suffix}.domain"] = [box.y0, box.y1]
+        relayout[f"annotations[{number - 1}].x"] = (box.x0 + box.x1) / 2
+        relayout[f"annotations[{number - 1}].y"] = box.y1 + 6 / inner
+        for index, trace in enumerate(fig.data):
+            if (
+                trace.xaxis == f"x{suffix}"
+                and trace.type == "heatmap"
+                and trace.showscale is not False
+            ):
+                for key, value in (
+                    ("colorbar.x", box.x1 + 0.006),
+                    ("colorbar.y", (box.y0 + box.y1) / 2),
+                    ("colorbar.len", box.y1 - box.y0),
+                ):
+                    restyle.setdefault(key, [Undefined] * count)[index] = value
+    fig.plotly_update(
+        restyle_data=restyle, relayout_data=relayout, trace_indexes=list(range(count))
+    )
+
+
 def _changes(new: Props, old: Props, prefix: str = "") -> list[tuple[str, Any]]:
     """(dotted path, value) of every leaf of ``new`` that differs from ``old``'s."""
     found: list[tuple[str, Any]] = []

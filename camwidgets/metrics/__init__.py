@@ -13,6 +13,9 @@
 * **Pointing game** (Zhang et al., "Top-down neural attention by excitation backprop", ECCV
   2016): a hit when the map's maximum lies on the object's mask, or within ``tolerance``
   pixels of it (the paper used 15).
+* **Randomisation sanity check** (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS
+  2018): randomise the model's parameters from the head down, on a copy, and measure how far
+  each step's map moves from the original (Spearman, SSIM, top-k overlap; ``randomisation``).
 
 Every perturbed image goes through ``engine.scores`` in batches of ``batch_size`` (no
 gradients, eval mode); long runs show a progress bar (after a second, or ``progress=True``).
@@ -44,13 +47,17 @@ from .inputs import Saliency as Saliency
 from .inputs import Scorer as Scorer
 from .pointing import PointingGame, pointing_game
 from .random_maps import RandomBaseline, random_baseline, random_map
+from .randomisation import GUIDED_BACKPROP, Randomisation, randomisation
+from .similarity import spearman, ssim, topk_overlap
 
 __all__ = [
+    "GUIDED_BACKPROP",
     "ConfidenceChange",
     "Curve",
     "Faithfulness",
     "PointingGame",
     "RandomBaseline",
+    "Randomisation",
     "auc",
     "blur",
     "confidence_change",
@@ -60,4 +67,8 @@ __all__ = [
     "pointing_game",
     "random_baseline",
     "random_map",
+    "randomisation",
+    "spearman",
+    "ssim",
+    "topk_overlap",
 ]

@@ -10,12 +10,14 @@ from __future__ import annotations
 from .attack import AttackSection
 from .base import Section
 from .faithfulness import FaithfulnessSection
+from .sanity import SanitySection
 from .steps import StepsSection
 from .words import WordsSection
 
 SECTIONS: tuple[type[Section], ...] = (
     WordsSection,
     FaithfulnessSection,
+    SanitySection,
     StepsSection,
     AttackSection,
 )
