@@ -38,14 +38,13 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import transforms
+
+# Re-exported: the engine's preprocessing is built without torchvision (see preprocess.py).
+from .preprocess import default_transform as default_transform
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor | str | Path
 Transform = Callable[[Image.Image], torch.Tensor]
 Normalize = tuple[list[float], list[float]]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Pictures thinner than 1:MAX_ASPECT are refused (see the module docstring for why).
 MAX_ASPECT = 32
@@ -59,18 +58,6 @@ ACCEPTED = (
 
 class ImageNotFoundError(FileNotFoundError, ValueError):
     """A path given as an image does not exist (also a ValueError, like every bad input)."""
-
-
-def default_transform(size: int = 224) -> transforms.Compose:
-    """ImageNet preprocessing: resize to 256/224 of ``size``, centre-crop, normalise."""
-    return transforms.Compose(
-        [
-            transforms.Resize(round(size * 256 / 224)),
-            transforms.CenterCrop(size),
-            transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
 
 
 class _Key:
@@ -154,9 +141,12 @@ class Prepared:
 
 
 def find_normalize(transform: Any) -> Normalize | None:
-    """Mean and std of the transform's normalisation, to undo it for display, if it has one."""
-    if isinstance(transform, transforms.Normalize):
-        return list(map(float, transform.mean)), list(map(float, transform.std))
+    """Mean and std of the transform's normalisation, to undo it for display, if it has one.
+
+    Read by duck typing (a ``transforms`` list of steps; ``mean`` and ``std``), so torchvision's
+    steps, its ``weights.transforms()`` presets and camwidgets' own (preprocess.py) all count,
+    without importing torchvision.
+    """
     steps = getattr(transform, "transforms", None)
     if isinstance(steps, Sequence):
         for step in reversed(steps):
@@ -164,7 +154,7 @@ def find_normalize(transform: Any) -> Normalize | None:
             if found is not None:
                 return found
     mean, std = getattr(transform, "mean", None), getattr(transform, "std", None)
-    if isinstance(mean, Sequence) and isinstance(std, Sequence):  # torchvision weights.transforms()
+    if isinstance(mean, (Sequence, torch.Tensor)) and isinstance(std, (Sequence, torch.Tensor)):
         return list(map(float, mean)), list(map(float, std))
     return None
 
