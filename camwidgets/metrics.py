@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .engine.classnames import check_index, resolve_class
 from .engine.inputs import Prepared
 from .engine.progress import progress_bar
 from .engine.result import CamResult
@@ -495,10 +496,8 @@ def _as_maps(value: Any, what: str) -> torch.Tensor:
 
 def _class_index(engine: Scorer, target: Any) -> int:
     """One class index from an int-like or a class name."""
-    if isinstance(target, str):
-        if target not in engine.classes:
-            raise ValueError(f"unknown class name {target!r}")
-        return engine.classes.index(target)
+    if isinstance(target, str):  # the engine's resolver: the same names and words everywhere
+        return resolve_class(target, engine.classes)
     if isinstance(target, bool):
         raise TypeError("target must be a class index or name, got a bool")
     try:
@@ -507,9 +506,7 @@ def _class_index(engine: Scorer, target: Any) -> int:
         raise TypeError(
             f"target must be a class index, a class name or None, got {type(target).__name__}"
         ) from None
-    if not 0 <= index < len(engine.classes):
-        raise ValueError(f"target {index} is out of range (0..{len(engine.classes) - 1})")
-    return index
+    return check_index(index, len(engine.classes))
 
 
 def _inputs(

@@ -417,7 +417,7 @@ def test_errors_in_a_real_process_have_no_traceback(tmp_path: Path) -> None:
     done = _cli("explain", str(tmp_path / "missing.jpg"))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"camwidgets explain: error: image {str(tmp_path / 'missing.jpg')!r} does not exist"
+        f"camwidgets explain: error: image file {str(tmp_path / 'missing.jpg')!r} does not exist"
     ]
     done = _cli("explain", "--top", "zero")
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ from .checks import (
     describe_value,
     resolve_placement,
 )
+from .classnames import check_index, resolve_class
 from .guided import guided_gradients
 from .inputs import ImageLike, Prepared, Transform, default_transform, prepare
 from .layers import Discovery, ScoreFn, default_layer, discover, resolve_layer, scores_of, stages
@@ -891,12 +891,8 @@ class GradCAM:
         """Validate one target: an int-like index, a class name, or None for the top-1."""
         if target is None:
             return None
-        if isinstance(target, str):
-            if target in self.classes:
-                return self.classes.index(target)
-            close = difflib.get_close_matches(target, self.classes, n=5, cutoff=0.6)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise ValueError(f"unknown class name {target!r}{hint}")
+        if isinstance(target, str):  # the resolver the panel and the CLI use too
+            return resolve_class(target, self.classes)
         try:
             index = as_index(target, "target")
         except TypeError:
@@ -904,12 +900,7 @@ class GradCAM:
                 "target must be a class index (int, numpy integer, 0-d integer tensor), a class "
                 f"name, None for the top-1 class, or a list of these, got {describe_value(target)}"
             ) from None
-        if not 0 <= index < self.num_classes:
-            raise ValueError(
-                f"target {index} is out of range: the model has {self.num_classes} classes "
-                f"(0..{self.num_classes - 1})"
-            )
-        return index
+        return check_index(index, self.num_classes)
 
     def _follow_model(self) -> None:
         """Drop cached passes if the model's weights changed; follow a moved or cast model."""
