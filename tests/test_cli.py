@@ -393,7 +393,7 @@ def test_user_errors_are_one_line_with_status_2(
         ("--target", "triangel"): "did you mean 'triangle'",
         ("--target", "99"): "out of range",
         ("--layer", "layer9"): "did you mean",
-        ("--method", "nope"): "usable there",
+        ("--method", "nope"): "unknown method 'nope'; available: gradcam, ",
     }
     for args, expected in cases.items():
         assert main(["explain", *args]) == 2, args
@@ -402,7 +402,7 @@ def test_user_errors_are_one_line_with_status_2(
     names = tmp_path / "names.txt"
     names.write_text("cat\ndog\nCat\ncrane\ncrane\nbird\n")
     assert main(["explain", "--classes", str(names), "--target", "crane"]) == 2
-    assert "ambiguous (classes 3, 4)" in capsys.readouterr().err
+    assert "'crane' matches several classes: 'crane' (3), 'crane' (4)" in capsys.readouterr().err
     assert main(["explain", "--classes", str(names), "--target", "Cat"]) == 0
     assert "map for 'Cat' (class 2)" in capsys.readouterr().out  # the exact spelling wins
     assert main(["explain", "--classes", str(names), "--target", "BIRD"]) == 0
