@@ -127,16 +127,14 @@ def upsample(cams: torch.Tensor, size: tuple[int, int]) -> Map:
 
 
 def make_camwidgets(model: nn.Module) -> Library:
-    """camwidgets: one engine for single maps, one for sessions, the cache-free batch path.
+    """camwidgets: one engine for single maps, the natural session, the cache-free batch path.
 
-    The session engine is told the session's layers (``watch``), as the Explorer panel tells
-    it its layer list, so the first backward per class yields every watched layer's alpha, and
-    gets the five classes at once (``explain_classes``: one vectorised backward on CUDA, one
-    per class on the CPU). The batch goes through ``explain(..., cache=False)``, the path meant
-    for datasets.
+    The session is what a user writes: a new engine built inside the timed region, then
+    ``explain`` per map in the nested order (layer, class, normal/counterfactual), no ``watch``
+    and no ``explain_classes``. Construction, the one forward and the backwards are all timed.
+    The batch goes through ``explain(..., cache=False)``, the path meant for datasets.
     """
     engine = GradCAM(model, transform=None)
-    session_engine = GradCAM(model, transform=None)
 
     def one(x: torch.Tensor, layer: str, target: Any) -> Map:
         return engine.explain(x, layer=layer, target=target).heatmap
@@ -145,20 +143,16 @@ def make_camwidgets(model: nn.Module) -> Library:
         return engine.explain(x, layer=layer, target=targets, cache=False).heatmap
 
     def session(x: torch.Tensor, layers: Sequence[str], classes: Sequence[int]) -> list[Map]:
-        session_engine.watch(layers)
-        maps = []
-        for layer in layers:
-            normal = session_engine.explain_classes(x, list(classes), layer=layer)
-            counter = session_engine.explain_classes(
-                x, list(classes), layer=layer, counterfactual=True
-            )
-            for a, b in zip(normal, counter, strict=True):
-                maps += [a.heatmap, b.heatmap]
-        return maps
+        fresh = GradCAM(model, transform=None)
+        return [
+            fresh.explain(x, layer=layer, target=c, counterfactual=cf).heatmap
+            for layer in layers
+            for c in classes
+            for cf in (False, True)
+        ]
 
     def reset() -> None:
         engine.clear_cache()
-        session_engine.clear_cache()
 
     return Library("camwidgets", model, one, session, "none (raw)", reset, batch)
 

@@ -203,7 +203,7 @@ def _rows(
         counterfactual=settings.counterfactual,
         method=settings.method,
         cache=False,
-    )
+    ).cpu()  # one transfer of the batch's maps: the audit keeps numpy on the host
     n = len(items)
     heat = res.heatmap.reshape(n, *res.heatmap.shape[-2:]).numpy()
     coarse = res.coarse.reshape(n, *res.coarse.shape[-2:]).numpy()

@@ -228,6 +228,7 @@ def _report(
     print(f"model: {label}; image: {source} ({picture.width}x{picture.height})")
     for p in predictions:
         print(f"  {p.name:>20s}  p={p.probability:.3f}  logit={p.logit:+.3f}  (class {p.index})")
+    res = res.cpu()  # the CLI draws and saves on the host
     heat = res.heatmap
     shape = "x".join(map(str, engine.layer_shapes[res.layer]))
     side = "against" if res.counterfactual else "for"

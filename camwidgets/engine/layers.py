@@ -78,15 +78,20 @@ def discover(
     example: torch.Tensor,
     score_fn: ScoreFn | None,
     overrides: Mapping[str, Layout | str] | None = None,
+    keep: dict[str, object] | None = None,
 ) -> Discovery:
-    """Run ``example`` (one image) through the model; find the maps over the image grid and their
-    layouts (see ``layouts.detect``), the classes, a CAM head, and which maps the score reads.
+    """Run ``example`` (one or two images) through the model; find the maps over the image grid
+    and their layouts (see ``layouts.detect``), the classes, a CAM head, and which maps the
+    score reads.
 
     ``informative`` holds the last maps whose gradient (of a random mix of all class scores) is
     non-zero at more than one grid cell. It tells a ViT's last block input norm (whose patch
     tokens feed the class token through attention) from every later token map, whose patch
     tokens no longer reach the head (the head reads the class token only): a map of those is
     zero by construction.
+
+    ``keep``, when given, receives the forward's ``records`` and ``scores`` (with their graph),
+    so the caller can prove the pooled head without a forward of its own.
     """
     overrides = dict(overrides or {})
     modules = {name: module for name, module in model.named_modules() if name}
@@ -103,7 +108,7 @@ def discover(
     ordered = sorted(records.items(), key=lambda item: item[1].order)
     with torch.inference_mode(False), torch.enable_grad():
         pool = {
-            name: record.output
+            name: record.output[:1]  # detection reads one image's shapes
             for name, record in ordered
             if record.edge is not None
             and torch.is_floating_point(record.output)
@@ -112,7 +117,7 @@ def discover(
             and name not in internal
             and name not in overrides
         }
-        layouts = detect(model, example, pool) if pool else {}
+        layouts = detect(model, example[:1], pool) if pool else {}
         layouts.update(_overridden(overrides, records, layouts, size))
         maps = {
             name: layouts[name].to_nchw(record.output, size)
@@ -122,7 +127,8 @@ def discover(
         candidates = tuple(
             (name, _chw(m)) for name, m in maps.items() if m.shape[-1] * m.shape[-2] > 1
         )
-        outputs = {name: describe(record.output) for name, record in ordered}
+        # Described for one image, as errors about a layer's output show it.
+        outputs = {name: describe(_one(record.output, example)) for name, record in ordered}
         cam = _find_cam_head(records, {n: maps[n] for n, _ in candidates}, scores)
         clone = unrecoverable(records)
         names = [n for n, _ in candidates]
@@ -133,6 +139,8 @@ def discover(
         target = _head_input(records, scores)
         informative = _informative(target, records, layouts, names, size, rearranged)
     kept = {n: layouts[n] for n, _ in candidates}
+    if keep is not None:
+        keep.update(records=records, scores=scores)
     return Discovery(
         candidates,
         outputs,
@@ -314,6 +322,12 @@ def stages(
         }
     picked.add(default)
     return [n for n in names if n in picked]
+
+
+def _one(output: torch.Tensor, example: torch.Tensor) -> torch.Tensor:
+    """One image's part of an output that has the example batch's leading axis."""
+    batched = output.dim() > 0 and output.shape[0] == example.shape[0]
+    return output[:1] if batched else output
 
 
 def _chw(tensor: torch.Tensor) -> tuple[int, int, int]:

@@ -45,6 +45,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from .capture import evaluating
 
@@ -222,8 +223,16 @@ def _hooks(modules: Mapping[str, nn.Module], seen: Callable[[str, Any], None]) -
 def _shapes_at(
     model: nn.Module, modules: Mapping[str, nn.Module], batch: torch.Tensor
 ) -> dict[str, tuple[int, ...]] | None:
-    """Output shapes of ``modules`` for ``batch``, or None if the model rejects that input."""
-    shapes: dict[str, tuple[int, ...]] = {}
+    """Output shapes of ``modules`` for ``batch``, or None if the model rejects that input.
+
+    Shapes come from a pass on the ``meta`` device first (``_meta_shapes``: no arithmetic, the
+    model's own tensors untouched); only a model that cannot run on meta tensors (data-dependent
+    control flow, tensors kept outside its parameters and buffers) costs a real forward.
+    """
+    shapes = _meta_shapes(model, modules, batch)
+    if shapes is not None:
+        return shapes
+    shapes = {}
 
     def seen(name: str, out: Any) -> None:
         if isinstance(out, torch.Tensor):
@@ -234,6 +243,44 @@ def _shapes_at(
             model(batch)
         except Exception:  # any failure means "this model takes one input size only"
             return None
+    return shapes
+
+
+def _meta_shapes(
+    model: nn.Module, modules: Mapping[str, nn.Module], batch: torch.Tensor
+) -> dict[str, tuple[int, ...]] | None:
+    """Output shapes from a forward on ``meta`` copies of the input, parameters and buffers.
+
+    ``torch.func.functional_call`` swaps the meta tensors in for the call and back; anything a
+    module stored on itself during the call (a lazily built cache) is put back as it was, so the
+    model is left exactly as found. None when the pass fails in any way.
+    """
+    state = {
+        name: torch.empty_like(tensor, device="meta")
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]
+    }
+    # Each module's attributes, and the contents of its dict attributes (a per-size cache).
+    saved = [(m, dict(m.__dict__)) for m in model.modules()]
+    inner = [(d, dict(d)) for _, a in saved for d in a.values() if type(d) is dict]
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def seen(name: str, out: Any) -> None:
+        if isinstance(out, torch.Tensor):
+            shapes[name] = tuple(out.shape)
+
+    try:
+        with evaluating(model), torch.no_grad(), _hooks(modules, seen):
+            functional_call(model, state, (batch.to("meta"),), strict=False)
+    except Exception:  # unsupported on meta: the caller runs the real forward instead
+        return None
+    finally:
+        for held, contents in [*((m.__dict__, a) for m, a in saved), *inner]:
+            # By identity: ``==`` on tensor values would compare elementwise.
+            if len(held) != len(contents) or any(
+                contents.get(key, held) is not value for key, value in held.items()
+            ):
+                held.clear()
+                held.update(contents)
     return shapes
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -12,9 +15,12 @@ import torch
 class CamResult:
     """One explanation of one image, or of a batch (which indexes and iterates as single ones).
 
-    Tensors are detached float32 on the CPU. For a batch of N images every tensor gains a leading
-    N axis and ``target``, ``target_name``, ``score`` and ``probability`` become tuples;
-    ``res[i]`` is image i's own result and ``for r in res`` walks them.
+    Tensors are detached float32 on the device the model computed them on (the CPU for a CPU
+    model); ``.cpu()`` copies them all to the host in one transfer, ``.numpy()`` gives the heat
+    map as a numpy array. A result is always truthy; a batch has ``len``. For a batch of N images
+    every tensor gains a leading N axis and ``target``, ``target_name``, ``score`` and
+    ``probability`` become tuples; ``res[i]`` is image i's own result and ``for r in res`` walks
+    them.
 
     Attributes:
         heatmap: ReLU(coarse) bilinearly resized to the model-input size, (H, W). Not normalised.
@@ -60,6 +66,36 @@ class CamResult:
     def batched(self) -> bool:
         """Whether this result covers a batch (tensors carry a leading N axis)."""
         return isinstance(self.target, tuple)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the result's tensors live (where the model computed them)."""
+        return self.heatmap.device
+
+    def cpu(self) -> CamResult:
+        """The same result with every tensor on the host: one device-to-host transfer.
+
+        On the CPU this is the result itself (no copy).
+        """
+        names = [f.name for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)]
+        tensors = [getattr(self, n) for n in names]
+        if all(t.device.type == "cpu" for t in tensors):
+            return self
+        # One packed copy: each tensor's own .cpu() would wait for the device once per tensor.
+        packed = torch.cat([t.reshape(-1).float() for t in tensors]).cpu()
+        parts = torch.split(packed, [t.numel() for t in tensors])
+        moved: dict[str, Any] = {
+            n: p.view(t.shape) for n, p, t in zip(names, parts, tensors, strict=True)
+        }
+        return dataclasses.replace(self, **moved)
+
+    def numpy(self) -> np.ndarray:
+        """The heat map as a float32 numpy array on the host, (H, W) or (N, H, W) for a batch."""
+        return np.asarray(self.heatmap.detach().cpu().numpy(), dtype=np.float32)
+
+    def __bool__(self) -> bool:
+        """A result is truthy (a batch by its length, which is never 0); never raises."""
+        return not isinstance(self.target, tuple) or len(self.target) > 0
 
     def __len__(self) -> int:
         if not isinstance(self.target, tuple):
@@ -113,31 +149,43 @@ def assemble_result(
     method: str,
     cached: bool,
     guided: torch.Tensor | None = None,
+    check: Callable[[], None] | None = None,
 ) -> CamResult:
-    """A CamResult on the CPU from the engine's (N, ...) tensors, the batch axis squeezed for a
-    single image. ``maps`` is (heatmap, coarse, weights or None, activations)."""
-    scores = scores.detach().float().cpu()  # once: per-element reads on a GPU would each sync
-    probabilities = scores.softmax(dim=1)
-    rows = range(len(classes))
-    score = tuple(float(scores[i, c]) for i, c in zip(rows, classes, strict=True))
-    prob = tuple(float(probabilities[i, c]) for i, c in zip(rows, classes, strict=True))
+    """A CamResult from the engine's (N, ...) tensors, left on their device, the batch axis
+    squeezed for a single image. ``maps`` is (heatmap, coarse, weights or None, activations).
+
+    The scores, probabilities and whether the coarse map is finite cross to the host together:
+    one device sync. ``check`` runs (and should raise, naming the cause) when it is not finite.
+    """
+    scores = scores.detach().float()
+    coarse = maps[1]
+    rows = torch.arange(len(classes), device=scores.device)
+    picked = torch.tensor(classes, device=scores.device)
+    values = scores[rows, picked]
+    probabilities = scores.softmax(dim=1)[rows, picked]
+    finite = torch.isfinite(coarse).all().to(values.dtype).reshape(1)
+    host = torch.cat([finite, values, probabilities]).tolist()  # the one host sync of the call
+    if host[0] != 1.0 and check is not None:
+        check()
+    count = len(classes)
+    score, prob = tuple(host[1 : 1 + count]), tuple(host[1 + count :])
     names = tuple(class_names[c] for c in classes)
 
-    def host(t: torch.Tensor | None) -> torch.Tensor | None:
+    def kept(t: torch.Tensor | None) -> torch.Tensor | None:
         if t is None:
             return None
-        t = t.detach().float().cpu()
+        t = t.detach().float()
         return t if batched else t[0]
 
-    heatmap, coarse, weights, activations = (host(t) for t in maps)
-    logits, guided_map = host(scores), host(guided)
-    assert heatmap is not None and coarse is not None and activations is not None
+    heatmap, coarse_map, weights, activations = (kept(t) for t in maps)
+    logits, guided_map = kept(scores), kept(guided)
+    assert heatmap is not None and coarse_map is not None and activations is not None
     assert logits is not None
     common = {"layer": layer, "counterfactual": counterfactual, "method": method}
     if batched:
         return CamResult(
             heatmap,
-            coarse,
+            coarse_map,
             weights,
             activations,
             classes,
@@ -151,7 +199,7 @@ def assemble_result(
         )
     return CamResult(
         heatmap,
-        coarse,
+        coarse_map,
         weights,
         activations,
         classes[0],

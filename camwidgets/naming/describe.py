@@ -149,6 +149,7 @@ def describe(
         raise TypeError(f"names must be a ChannelNames or None, got {type(names).__name__}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
+    result = result.cpu()  # a result computed on a GPU: one transfer, then host arithmetic
     contribution = contributions(result)
     channels = int(contribution.shape[0])
     if names is not None:

@@ -102,7 +102,7 @@ def measure(
     for start in range(0, scenes, batch_size):
         stop = min(scenes, start + batch_size)
         batch = [make_scene(scene_seed, i, mark=mark) for i in range(start, stop)]
-        result = engine.explain([s.image for s in batch], names.layer, cache=False)
+        result = engine.explain([s.image for s in batch], names.layer, cache=False).cpu()
         for scene, single in zip(batch, result, strict=True):
             said: Description = describe(single, names, k=k)
             correct += int(single.target == scene.labels[0])

@@ -82,21 +82,28 @@ def test_deeper_watched_layer_later_costs_one_more_backward_then_nothing() -> No
 
 
 def test_unwatched_layer_costs_a_forward_once_then_is_recorded() -> None:
-    """A forward records only the layers that can be asked; a new one is remembered."""
+    """A forward records the stages and the layers asked so far; a new one is remembered.
+
+    (Engine v3: the readable stages are recorded by default, so a first switch between them
+    costs no forward; a layer that is not a stage still costs one, once.)
+    """
     model = Counted()
     engine = GradCAM(model, transform=small_transform())
     model.forwards, CountBackward.calls = 0, 0
     image, other = torch.randn(3, SIZE, SIZE), torch.randn(3, SIZE, SIZE)
+    stages = {"net.layer1", "net.layer2", "net.layer3", "net.layer4"}
     engine.explain(image, layer="net.layer4", target=1)
     entry = engine._cache._items[engine.prepare(image).fingerprint]
-    assert set(entry.records) == {"net.layer4"}, "only the asked layer is hooked"
-    engine.explain(image, layer="net.layer2", target=1)  # not recorded: forward again
+    assert set(entry.records) == stages, "the stages (and the asked layer) are hooked"
+    engine.explain(image, layer="net.layer2", target=1)  # a stage: recorded already
+    assert model.forwards == 1
+    engine.explain(image, layer="net.layer2.0", target=1)  # not recorded: forward again
     assert model.forwards == 2
     assert engine.explain(image, layer="net.layer4", target=1).cached  # alphas carried over
-    engine.explain(other, layer="net.layer4", target=3)  # records both asked layers now
+    engine.explain(other, layer="net.layer4", target=3)  # records every asked layer now
     entry = engine._cache._items[engine.prepare(other).fingerprint]
-    assert set(entry.records) == {"net.layer2", "net.layer4"} and model.forwards == 3
-    engine.explain(other, layer="net.layer2", target=3)
+    assert set(entry.records) == stages | {"net.layer2.0"} and model.forwards == 3
+    engine.explain(other, layer="net.layer2.0", target=3)
     assert model.forwards == 3
 
 

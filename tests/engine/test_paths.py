@@ -311,7 +311,8 @@ def test_watch_records_exactly_the_watched_and_asked_layers(model: nn.Module) ->
     x = images(1)
     engine.explain(x, layer="layer4", target=0)
     entry = engine._cache._items[engine.prepare(x).fingerprint]
-    assert list(entry.records) == ["layer1", "layer3", "layer4"]
+    # Engine v3: the stages (layer1..layer4 here) are recorded by default besides the watched.
+    assert list(entry.records) == ["layer1", "layer2", "layer3", "layer4"]
     assert entry.graph, "layer1 and layer3 need a backward: the graph is kept"
     # layer4 is analytic, but watching promises free switches: the class's one backward runs
     # with its first map, as it would at any other layer.
@@ -322,11 +323,12 @@ def test_watch_records_exactly_the_watched_and_asked_layers(model: nn.Module) ->
     y = images(1, seed=99)
     engine.explain(y, layer="layer4", target=0)
     entry = engine._cache._items[engine.prepare(y).fingerprint]
-    assert list(entry.records) == ["layer1", "layer4"], "explained so far: still recorded"
+    assert list(entry.records) == engine.stages, "stages and explained so far: still recorded"
     plain = GradCAM(model, transform=small_transform())
     plain.explain(y, layer="layer4", target=0)
     entry = plain._cache._items[plain.prepare(y).fingerprint]
-    assert list(entry.records) == ["layer4"] and not entry.graph
+    # The stages need a backward later, so the graph is kept; none runs for the analytic map.
+    assert list(entry.records) == plain.stages and entry.graph
     assert plain.cache_info().backwards == 0
     with pytest.raises(ValueError, match="unknown layer"):
         engine.watch(["layer9"])
@@ -338,7 +340,8 @@ def test_analytic_entry_gains_a_graph_when_a_deeper_layer_is_asked(model: nn.Mod
     first = engine.explain(x, layer="layer4", target=2)
     assert engine.cache_info().forwards == 1 and engine.cache_info().backwards == 0
     res = engine.explain(x, layer="layer2", target=2)
-    assert engine.cache_info().forwards == 2 and engine.cache_info().backwards == 1
+    # Engine v3: the first forward recorded the stages with their graph: no second forward.
+    assert engine.cache_info().forwards == 1 and engine.cache_info().backwards == 1
     heat, _, _, _ = reference_gradcam(model, x, "layer2", 2)
     torch.testing.assert_close(res.heatmap, heat, rtol=1e-4, atol=1e-6)
     again = engine.explain(x, layer="layer4", target=2)
