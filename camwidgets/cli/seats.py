@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -64,13 +65,26 @@ def take_seat(environ: Mapping[str, str] | None = None) -> str | None:
     seats = int(limit)
     here = Path(folder)
     mine = here / str(os.getpid())
-    mine.write_text("", encoding="utf-8")
-    taken = sorted(int(p.name) for p in here.iterdir() if p.name.isdigit() and _alive(int(p.name)))
-    # The earliest kernels keep their seats: a late one that finds no room gives its own back.
-    if os.getpid() in taken[seats:]:
+    mine.write_text(str(time.time_ns()), encoding="utf-8")  # when; file times are too coarse
+    # Seats go in the order they were taken (the time each file holds; the pid breaks ties):
+    # the earliest kernels keep theirs, a late one that finds no room gives its own back.
+    taken = sorted(
+        (_taken_at(p), int(p.name))
+        for p in here.iterdir()
+        if p.name.isdigit() and _alive(int(p.name))
+    )
+    if os.getpid() in [pid for _, pid in taken[seats:]]:
         mine.unlink(missing_ok=True)
         return full_message(seats)
     return None
+
+
+def _taken_at(seat: Path) -> int:
+    """When a seat was taken (ns), 0 if its file says nothing readable (counted as earliest)."""
+    try:
+        return int(seat.read_text(encoding="utf-8") or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def _alive(pid: int) -> bool:
