@@ -28,6 +28,7 @@ def test_pool_turns_on_voilas_preheated_kernels() -> None:
     command = voila_command("voila", 8123, cull_idle=0, token=False, hosts=[], pool=8)
     assert "--VoilaConfiguration.preheat_kernel=True" in command
     assert "--VoilaConfiguration.default_pool_size=8" in command
+    assert "--VoilaKernelManager.fill_delay=60" in command
     plain = voila_command("voila", 8123, cull_idle=0, token=False, hosts=[])
     assert not any("preheat" in c or "pool" in c for c in plain)
 
@@ -36,9 +37,15 @@ def test_voila_knows_the_options_we_pass() -> None:
     # The option names are Voila's own (read from its source); a renamed trait would be
     # ignored with a warning, so check them against the installed Voila.
     from voila.configuration import VoilaConfiguration
+    from voila.voila_kernel_manager import voila_kernel_manager_factory
 
     traits = VoilaConfiguration.class_trait_names(config=True)
     assert "preheat_kernel" in traits and "default_pool_size" in traits
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    manager = voila_kernel_manager_factory(AsyncMappingKernelManager, True, 2)
+    assert manager.__name__ == "VoilaKernelManager"
+    assert "fill_delay" in manager.class_trait_names(config=True)
 
 
 def test_help_says_how_many_students_fit(capsys: pytest.CaptureFixture[str]) -> None:

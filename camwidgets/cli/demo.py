@@ -40,6 +40,8 @@ GRACE_S = 10.0
 # Kernels kept ready by default: the first visitors get their panel at once; a class asks
 # for more with --pool.
 DEFAULT_POOL = 2
+# Seconds before Voila starts a kernel to replace one a page took (see voila_command).
+REFILL_DELAY_S = 60
 
 
 class _Stop(Exception):
@@ -203,6 +205,10 @@ def voila_command(
         command += [
             "--VoilaConfiguration.preheat_kernel=True",
             f"--VoilaConfiguration.default_pool_size={pool}",
+            # Refill the pool a while after kernels are taken, not at once (Voila: 1 s): when a
+            # class arrives together, the replacements would otherwise import torch and run the
+            # app on the same cores while the students' pages draw.
+            f"--VoilaKernelManager.fill_delay={REFILL_DELAY_S}",
         ]
     if cull_idle > 0:
         command += [
