@@ -252,9 +252,10 @@ def test_the_panel_leaves_a_given_engine_as_configured(
     bare = make_engine()
     bare.explain(images[0])  # what the same first view does to an engine nobody configured
     assert engine.gradient_depth == bare.gradient_depth != engine.layers[0]
-    # A given engine records only the layers asked of it (nobody watched layer1), so a new layer
-    # costs this image one forward and this class one backward; the panel does not widen it.
-    with passes(engine, 1, 1):
+    # A given engine records its stages and the layers asked of it (nobody watched layer1):
+    # since engine v3 a new stage costs this image no forward, this class one backward; the
+    # panel does not widen it.
+    with passes(engine, 0, 1):
         ex.panel.controls.layer.value = "layer1"
     own = Explorer(engine.model, transform=engine.transform, layers=["layer1", "layer4"])
     assert own.engine.gradient_depth is None
