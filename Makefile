@@ -46,8 +46,10 @@ typecheck: install
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
+# The developer's loop: everything but the slow cases, the notebooks and the browser suite
+# (under 3 minutes on the 2-core machine when quiet). `make test` runs them all.
 test-fast: install
-	$(PY) -m pytest -m "not notebooks and not browser" -q
+	$(PY) -m pytest -m "not slow and not notebooks and not browser" -q
 
 test: install browser-deps lint typecheck docs
 	$(PY) -m pytest -q --nbval-lax tests notebooks

@@ -402,7 +402,7 @@ def test_user_errors_are_one_line_with_status_2(
         ("--target", "triangel"): "did you mean 'triangle'",
         ("--target", "99"): "out of range",
         ("--layer", "layer9"): "did you mean",
-        ("--method", "nope"): "usable there",
+        ("--method", "nope"): "unknown method 'nope'; available: gradcam, ",
     }
     for args, expected in cases.items():
         assert main(["explain", *args]) == 2, args
@@ -411,7 +411,7 @@ def test_user_errors_are_one_line_with_status_2(
     names = tmp_path / "names.txt"
     names.write_text("cat\ndog\nCat\ncrane\ncrane\nbird\n")
     assert main(["explain", "--classes", str(names), "--target", "crane"]) == 2
-    assert "ambiguous (classes 3, 4)" in capsys.readouterr().err
+    assert "'crane' matches several classes: 'crane' (3), 'crane' (4)" in capsys.readouterr().err
     assert main(["explain", "--classes", str(names), "--target", "Cat"]) == 0
     assert "map for 'Cat' (class 2)" in capsys.readouterr().out  # the exact spelling wins
     assert main(["explain", "--classes", str(names), "--target", "BIRD"]) == 0
@@ -426,7 +426,7 @@ def test_errors_in_a_real_process_have_no_traceback(tmp_path: Path) -> None:
     done = _cli("explain", str(tmp_path / "missing.jpg"))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"camwidgets explain: error: image {str(tmp_path / 'missing.jpg')!r} does not exist"
+        f"camwidgets explain: error: image file {str(tmp_path / 'missing.jpg')!r} does not exist"
     ]
     done = _cli("explain", "--top", "zero")
     assert done.returncode == 2 and "Traceback" not in done.stderr

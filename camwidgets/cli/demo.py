@@ -4,6 +4,14 @@ The server listens on 127.0.0.1 only, refuses requests whose Host header is not 
 (so a DNS-rebinding page cannot reach it through the browser), admits visitors with a random
 token printed in the URL (unless ``--no-token``), and shuts down kernels left idle (each page
 load starts one). SIGTERM, SIGHUP or Ctrl+C stop Voila and every kernel it started.
+
+For a class: Voila keeps ``--pool`` kernels started, each with the app already run, so a page
+that opens gets its panel without waiting for Python, torch and the model to load; the pool
+refills behind it. ``--students`` caps the kernels alive at once (pre-started ones included):
+a page past the cap says the machine is full instead of loading. Each student's kernel holds
+about {mb} MB; this machine has {total} MB of memory, so it holds about {fits} students (the
+default for --students; on 2 CPU cores, fewer get their first picture quickly: see
+docs/how-to/teach-a-class.md).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import types
 import webbrowser
@@ -22,11 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from camwidgets.cli.errors import UsageError
+from camwidgets.cli.seats import MAX_VARIABLE, MB_PER_STUDENT, SEATS_VARIABLE, seats_for_memory
 
 APP = Path(__file__).resolve().parents[1] / "demo" / "app.ipynb"
 HOST = "127.0.0.1"
 # After SIGTERM Voila shuts its kernels down; past this it and they are killed.
 GRACE_S = 10.0
+# Kernels kept ready by default: the first visitors get their panel at once; a class asks
+# for more with --pool.
+DEFAULT_POOL = 2
+# Seconds before Voila starts a kernel to replace one a page took (see voila_command).
+REFILL_DELAY_S = 60
 
 
 class _Stop(Exception):
@@ -35,10 +50,11 @@ class _Stop(Exception):
 
 def add_parser(subparsers: Any) -> None:
     """Register ``demo`` on the ``camwidgets`` parser."""
+    fits = seats_for_memory(_memory_mb())
     parser = subparsers.add_parser(
         "demo",
         help="serve the explorer on the bundled shapes model in Voila (127.0.0.1 only)",
-        description=__doc__,
+        description=(__doc__ or "").format(mb=MB_PER_STUDENT, total=round(_memory_mb()), fits=fits),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -78,6 +94,23 @@ def add_parser(subparsers: Any) -> None:
         type=_host_name,
         metavar="NAME",
         help="another Host name to accept besides localhost and 127.0.0.1 (e.g. behind a proxy)",
+    )
+    parser.add_argument(
+        "--pool",
+        type=_count,
+        default=DEFAULT_POOL,
+        metavar="N",
+        help=f"kernels kept started with the app already run (default {DEFAULT_POOL}; "
+        "a class: about the number of students; 0: start one per page)",
+    )
+    parser.add_argument(
+        "--students",
+        type=_count,
+        default=fits,
+        metavar="N",
+        help=f"at most N kernels at once, pre-started ones included; later pages say the "
+        f"machine is full (default {fits}: this machine's memory at about {MB_PER_STUDENT} MB "
+        "per student)",
     )
     parser.set_defaults(run=run, browser=None)
 
@@ -121,10 +154,38 @@ def _seconds(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _memory_mb() -> float:
+    """This machine's memory in MB (from /proc or sysconf: no psutil import for --help)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    except (ValueError, OSError, AttributeError):
+        return 8192.0  # an assumption where the system does not say
+
+
 def voila_command(
-    voila: str, port: int, cull_idle: int, token: bool, hosts: list[str]
+    voila: str,
+    port: int,
+    cull_idle: int,
+    token: bool,
+    hosts: list[str],
+    pool: int = 0,
 ) -> list[str]:
-    """The Voila command line: loopback only, Host names checked, idle kernels culled."""
+    """The Voila command line: loopback only, Host names checked, idle kernels culled.
+
+    With ``pool`` > 0, Voila keeps that many kernels started with the notebook already run
+    (its ``preheat_kernel`` and ``pool_size`` options, Voila >= 0.3).
+    """
     tornado = {"allow_remote_access": False, "local_hostnames": ["localhost", *hosts]}
     command = [
         voila,
@@ -140,6 +201,15 @@ def voila_command(
     if token:
         # The token itself travels in the JUPYTER_TOKEN variable, not in the process list.
         command.append("--Voila.auto_token=True")
+    if pool > 0:
+        command += [
+            "--VoilaConfiguration.preheat_kernel=True",
+            f"--VoilaConfiguration.default_pool_size={pool}",
+            # Refill the pool a while after kernels are taken, not at once (Voila: 1 s): when a
+            # class arrives together, the replacements would otherwise import torch and run the
+            # app on the same cores while the students' pages draw.
+            f"--VoilaKernelManager.fill_delay={REFILL_DELAY_S}",
+        ]
     if cull_idle > 0:
         command += [
             f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
@@ -159,9 +229,25 @@ def run(args: argparse.Namespace) -> int:
     env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE")}
     if token:
         env["JUPYTER_TOKEN"] = token
-    command = voila_command(voila, port, args.cull_idle, bool(token), args.allow_host)
+    if args.students and args.pool > args.students:
+        raise UsageError(
+            f"--pool {args.pool} is more than --students {args.students}: pre-started kernels "
+            "take seats too"
+        )
+    seats = tempfile.TemporaryDirectory(prefix="camwidgets-seats-")
+    if args.students:
+        env[SEATS_VARIABLE], env[MAX_VARIABLE] = seats.name, str(args.students)
+    command = voila_command(
+        voila, port, args.cull_idle, bool(token), args.allow_host, pool=args.pool
+    )
     url = f"http://{HOST}:{port}/" + (f"?token={token}" if token else "")
     print(f"camwidgets demo: starting Voila on {HOST}:{port} ...", flush=True)
+    if args.pool:
+        print(
+            f"camwidgets demo: starting {args.pool} kernel(s) with the app already run, for "
+            f"up to {args.students or 'any number of'} students",
+            flush=True,
+        )
     handlers = _install_handlers()
     process: subprocess.Popen[bytes] | None = None
     try:
@@ -188,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
         if process is not None:
             _shutdown(process)
         _restore_handlers(handlers)
+        seats.cleanup()
 
 
 def _find_voila() -> str:

@@ -8,7 +8,6 @@ dimmed and framed. The peak is reported in the picture's pixel coordinates.
 from __future__ import annotations
 
 import argparse
-import difflib
 from typing import Any
 
 from camwidgets.cli.errors import UsageError
@@ -90,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
     tasks.check(args)
     if args.image is not None and not os.path.isfile(args.image):
-        what = "is a directory" if os.path.isdir(args.image) else "does not exist"
-        raise UsageError(f"image {args.image!r} {what}")
+        # Worded as the engine words them (engine/inputs.py), the path named once.
+        if os.path.isdir(args.image):
+            raise UsageError(f"image path {args.image!r} is a directory; give an image file")
+        raise UsageError(f"image file {args.image!r} does not exist")
     inputs = [p for p in (args.image, args.model, args.classes) if p and os.path.isfile(p)]
     if args.save is not None:
         output_format(args.save)
@@ -174,20 +175,19 @@ def _run_model(call: Any) -> Any:
 
 
 def _layer(engine: Any, layer: str | None) -> str:
-    """The layer to explain at, with suggestions for a misspelt name."""
+    """The layer to explain at; a wrong name gets the engine's message and suggestions."""
     if layer is None:
         return str(engine.default_layer)
-    if layer in engine.layers:
-        return layer
-    close = difflib.get_close_matches(layer, engine.layers, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UsageError(
-        f"unknown layer {layer!r}{hint} ({len(engine.layers)} layers: --list shows them)"
-    )
+    if layer not in engine.layers:
+        engine.methods(layer)  # raises the engine's ValueError: unknown layer, did you mean
+    return layer
 
 
 def _method(engine: Any, layer: str, method: str) -> str:
-    """The method, checked against those usable at ``layer``."""
+    """The method: unknown names as the engine words them, known ones checked at ``layer``."""
+    from camwidgets.engine.methods import get_method
+
+    get_method(method)  # ValueError: unknown method 'grad-cam'; available: ...
     usable: list[str] = engine.methods(layer)
     if method in usable:
         return method
@@ -197,29 +197,12 @@ def _method(engine: Any, layer: str, method: str) -> str:
 
 
 def _target(engine: Any, target: str | None) -> int | None:  # also --region's label
-    """A class index from an index or a name (case-insensitive, with suggestions)."""
+    """A class index from an index or a name: the engine's resolver, so its words too."""
     if target is None:
         return None
-    classes: list[str] = engine.classes
-    text = target.strip()
-    if text.lstrip("-").isdigit():
-        index = int(text)
-        if not 0 <= index < len(classes):
-            raise UsageError(f"class index {index} is out of range: the model has {len(classes)}")
-        return index
-    folded = [c.casefold() for c in classes]
-    exact = [i for i, c in enumerate(classes) if c == text]
-    matches = exact or [i for i, c in enumerate(folded) if c == text.casefold()]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:  # ImageNet has two "crane"s and two "maillot"s
-        indices = ", ".join(map(str, matches))
-        raise UsageError(f"class name {target!r} is ambiguous (classes {indices}); pass the index")
-    close = difflib.get_close_matches(text.casefold(), folded, n=3, cutoff=0.6)
-    contains = [c for c in classes if text.casefold() in c.casefold()][:3]
-    suggestions = list(dict.fromkeys([classes[folded.index(c)] for c in close] + contains))[:4]
-    hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
-    raise UsageError(f"unknown class {target!r}{hint}")
+    from camwidgets.engine.classnames import resolve_class
+
+    return resolve_class(target, engine.classes)
 
 
 def _print_layers(engine: Any) -> None:

@@ -9,6 +9,7 @@ crops, padding, custom callables) have no such map, and the caller says so.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,24 +17,41 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision import transforms
-from torchvision.transforms import v2
 
-# Steps that change pixel values but not where they are.
-_NEUTRAL: tuple[type, ...] = (
-    transforms.ToTensor,
-    transforms.PILToTensor,
-    transforms.ConvertImageDtype,
-    transforms.Normalize,
-    transforms.Grayscale,
-    v2.ToImage,
-    v2.ToDtype,
-    v2.ToPureTensor,
-    v2.Normalize,
-    v2.Grayscale,
-)
-_RESIZE: tuple[type, ...] = (transforms.Resize, v2.Resize)
-_CROP: tuple[type, ...] = (transforms.CenterCrop, v2.CenterCrop)
+from camwidgets.engine import preprocess
+
+
+def _step_kinds() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(neutral, resize, crop) step classes: camwidgets' own, and torchvision's if it is loaded.
+
+    A transform made of torchvision steps has imported torchvision already; otherwise
+    importing it here would only cost seconds (it pulls torch._dynamo) to recognise nothing.
+    """
+    neutral: tuple[type, ...] = (preprocess.ToTensor, preprocess.Normalize)
+    resize: tuple[type, ...] = (preprocess.Resize,)
+    crop: tuple[type, ...] = (preprocess.CenterCrop,)
+    if "torchvision" in sys.modules:
+        from torchvision import transforms
+        from torchvision.transforms import v2
+
+        # Steps that change pixel values but not where they are.
+        neutral += (
+            transforms.ToTensor,
+            transforms.PILToTensor,
+            transforms.ConvertImageDtype,
+            transforms.Normalize,
+            transforms.Grayscale,
+            v2.ToImage,
+            v2.ToDtype,
+            v2.ToPureTensor,
+            v2.Normalize,
+            v2.Grayscale,
+        )
+        resize += (transforms.Resize, v2.Resize)
+        crop += (transforms.CenterCrop, v2.CenterCrop)
+    return neutral, resize, crop
+
+
 _ROWS = 1024  # picture rows resampled at once
 
 
@@ -121,22 +139,23 @@ def geometry(transform: Any, picture: tuple[int, int]) -> Geometry | str:
     """
     h, w = picture
     scale, offset = [1.0, 1.0], [0.0, 0.0]
+    neutral, resizes, crops = _step_kinds()
     for step in _steps(transform):
-        if isinstance(step, _NEUTRAL):
+        if isinstance(step, neutral):
             continue
-        if isinstance(step, _RESIZE) or _is_preset(step):
+        if isinstance(step, resizes) or _is_preset(step):
             size = step.resize_size if _is_preset(step) else step.size
             new_h, new_w = _resized((h, w), size, getattr(step, "max_size", None))
             for axis, (old, new) in enumerate(((h, new_h), (w, new_w))):
                 scale[axis] *= new / old
                 offset[axis] *= new / old
             h, w = new_h, new_w
-        if isinstance(step, _CROP) or _is_preset(step):
+        if isinstance(step, crops) or _is_preset(step):
             crop = _pair(step.crop_size if _is_preset(step) else step.size)
             for axis, (size, cropped) in enumerate(((h, crop[0]), (w, crop[1]))):
                 offset[axis] += _crop_start(size, cropped)
             h, w = crop
-        elif not isinstance(step, _RESIZE) and not _is_preset(step):
+        elif not isinstance(step, resizes) and not _is_preset(step):
             return f"its step {type(step).__name__} has a geometry camwidgets cannot follow"
     return Geometry(picture, (h, w), (scale[0], scale[1]), (offset[0], offset[1]))
 

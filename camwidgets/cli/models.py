@@ -16,12 +16,13 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from camwidgets.cli.errors import UsageError
+
+if TYPE_CHECKING:  # imported where used: `camwidgets --help` reads MODEL_HELP, without torch
+    import torch
+    from torch import nn
 
 ZOO_PREFIX = "zoo:"
 TORCHVISION_PREFIX = "torchvision:"
@@ -163,7 +164,10 @@ def _torchvision(spec: str, download: bool) -> LoadedModel:
 
 def _from_file(path: str, size: int) -> LoadedModel:
     """A whole model saved with ``torch.save(model)``; TorchScript and state_dicts explained."""
-    from camwidgets.engine.inputs import default_transform
+    import torch
+    from torch import nn
+
+    from camwidgets.engine.preprocess import default_transform
 
     if os.path.isdir(path):
         raise UsageError(f"--model {path!r} is a directory; give a .pt file")
@@ -297,6 +301,8 @@ def _is_torchscript(path: str) -> bool:
 
 def _not_a_module(path: str, content: object) -> str:
     """Why a loaded object is not usable as a model, and what to do instead."""
+    import torch
+
     if isinstance(content, Mapping):
         tensors = [k for k, v in content.items() if isinstance(v, torch.Tensor)]
         nested = [k for k, v in content.items() if isinstance(v, Mapping)]

@@ -2,7 +2,7 @@
 
 from .gradcam import GradCAM
 from .guided import UnguidedReLUWarning, guided_gradients
-from .inputs import Prepared, default_transform
+from .inputs import Prepared
 from .methods import (
     METHODS,
     Method,
@@ -12,6 +12,7 @@ from .methods import (
     get_method,
     register_method,
 )
+from .preprocess import default_transform
 from .result import CacheInfo, CamResult, Prediction
 
 __all__ = [

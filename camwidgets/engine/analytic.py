@@ -249,11 +249,13 @@ def prove(
         h, w = int(record.output.shape[-2]), int(record.output.shape[-1])
         ok = True
         for direction, summed in ((mix, True), (one_hot, False)):
-            given = direction.to(scores.dtype)
+            given = direction.to(scores.dtype).to(scores.device)
+            # d(sum(scores * given)) is ``given`` exactly (1 * given): the same backward as
+            # grad_outputs=given, without torch importing sympy to check a grad_outputs shape
+            # (seconds at the first engine built, on a small machine).
             (grad,) = torch.autograd.grad(
-                scores,
+                (scores * given).sum(),
                 [record.edge],
-                grad_outputs=given.to(scores.device),
                 retain_graph=True,
                 allow_unused=True,
             )

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import transforms
 
 from .fingerprints import _device_hash, fingerprint
 from .pictures import (
@@ -50,23 +49,11 @@ from .pictures import (
     to_pil,
 )
 
+# The engine's preprocessing is built without torchvision (see preprocess.py).
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, default_transform
+
 ImageLike = Image.Image | np.ndarray | torch.Tensor | str | Path
 Transform = Callable[[Image.Image], torch.Tensor]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def default_transform(size: int = 224) -> transforms.Compose:
-    """ImageNet preprocessing: resize to 256/224 of ``size``, centre-crop, normalise."""
-    return transforms.Compose(
-        [
-            transforms.Resize(round(size * 256 / 224)),
-            transforms.CenterCrop(size),
-            transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
 
 
 class _Key:
@@ -150,9 +137,12 @@ class Prepared:
 
 
 def find_normalize(transform: Any) -> Normalize | None:
-    """Mean and std of the transform's normalisation, to undo it for display, if it has one."""
-    if isinstance(transform, transforms.Normalize):
-        return list(map(float, transform.mean)), list(map(float, transform.std))
+    """Mean and std of the transform's normalisation, to undo it for display, if it has one.
+
+    Read by duck typing (a ``transforms`` list of steps; ``mean`` and ``std``), so torchvision's
+    steps, its ``weights.transforms()`` presets and camwidgets' own (preprocess.py) all count,
+    without importing torchvision.
+    """
     steps = getattr(transform, "transforms", None)
     if isinstance(steps, Sequence):
         for step in reversed(steps):
@@ -160,7 +150,7 @@ def find_normalize(transform: Any) -> Normalize | None:
             if found is not None:
                 return found
     mean, std = getattr(transform, "mean", None), getattr(transform, "std", None)
-    if isinstance(mean, Sequence) and isinstance(std, Sequence):  # torchvision weights.transforms()
+    if isinstance(mean, (Sequence, torch.Tensor)) and isinstance(std, (Sequence, torch.Tensor)):
         return list(map(float, mean)), list(map(float, std))
     return None
 

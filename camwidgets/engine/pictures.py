@@ -30,7 +30,14 @@ ACCEPTED = (
 
 
 class ImageNotFoundError(FileNotFoundError, ValueError):
-    """A path given as an image does not exist (also a ValueError, like every bad input)."""
+    """A path given as an image does not exist (also a ValueError, like every bad input).
+
+    ``errno`` and ``filename`` are set as on any FileNotFoundError; the message names the path
+    once (OSError's own text would repeat it after the errno).
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror) if self.strerror else super().__str__()
 
 
 # warnings.catch_warnings swaps process-wide state; one lock keeps our own threads from

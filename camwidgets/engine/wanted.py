@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +12,7 @@ from camwidgets.targets import Similarity
 from camwidgets.targets import Target as TargetObject
 
 from .checks import as_index, describe_value
+from .classnames import check_index, resolve_class
 from .entry import ImageEntry
 from .state import EngineState
 
@@ -56,14 +56,13 @@ class TargetChecks(EngineState):
                     f"this engine's model is a {self._conventions.kind}"
                 )
             return target.resolve(self.classes, self.num_classes)
-        if isinstance(target, str):
-            if target in self.classes:
-                return self.classes.index(target)
-            if self.concept_encoder is not None:  # words: a concept of the embedding
+        if isinstance(target, str):  # the resolver the panel and the CLI use too
+            if self.concept_encoder is None:
+                return resolve_class(target, self.classes)
+            try:
+                return resolve_class(target, self.classes)
+            except ValueError:  # not a class name: words, a concept of the embedding
                 return self._concept(target)
-            close = difflib.get_close_matches(target, self.classes, n=5, cutoff=0.6)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise ValueError(f"unknown class name {target!r}{hint}")
         try:
             index = as_index(target, "target")
         except TypeError:
@@ -72,12 +71,7 @@ class TargetChecks(EngineState):
                 "name, None for the top-1 class, a target object (camwidgets.targets: Box, "
                 f"Region, Similarity) or a list of these, got {describe_value(target)}"
             ) from None
-        if not 0 <= index < self.num_classes:
-            raise ValueError(
-                f"target {index} is out of range: the model has {self.num_classes} classes "
-                f"(0..{self.num_classes - 1})"
-            )
-        return index
+        return check_index(index, self.num_classes)
 
     def concept(self, words: str) -> Similarity:
         """``Similarity`` to the ``concept_encoder``'s embedding of ``words``."""

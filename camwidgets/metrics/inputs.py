@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..engine.classnames import check_index, resolve_class
 from ..engine.inputs import Prepared
 from ..engine.result import CamResult
 
@@ -69,10 +70,8 @@ def as_maps(value: Any, what: str) -> torch.Tensor:
 
 def class_index(engine: Scorer, target: Any) -> int:
     """One class index from an int-like or a class name."""
-    if isinstance(target, str):
-        if target not in engine.classes:
-            raise ValueError(f"unknown class name {target!r}")
-        return engine.classes.index(target)
+    if isinstance(target, str):  # the engine's resolver: the same names and words everywhere
+        return resolve_class(target, engine.classes)
     if isinstance(target, bool):
         raise TypeError("target must be a class index or name, got a bool")
     try:
@@ -81,9 +80,7 @@ def class_index(engine: Scorer, target: Any) -> int:
         raise TypeError(
             f"target must be a class index, a class name or None, got {type(target).__name__}"
         ) from None
-    if not 0 <= index < len(engine.classes):
-        raise ValueError(f"target {index} is out of range (0..{len(engine.classes) - 1})")
-    return index
+    return check_index(index, len(engine.classes))
 
 
 def prepare_inputs(

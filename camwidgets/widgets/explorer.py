@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -14,6 +16,7 @@ from torch import nn
 
 from ..engine import CamResult, GradCAM
 from ..engine.inputs import Transform
+from ..engine.methods import get_method
 from ..figures import PanelView, panel_figure
 from ..figures.panel import DEFAULT_WIDTH
 from . import state as st
@@ -114,9 +117,9 @@ class Explorer:
     @layer.setter
     def layer(self, layer: str) -> None:
         if layer not in self.engine.layers:
-            raise ValueError(
-                f"unknown layer {layer!r}; the engine has {', '.join(self.engine.layers)}"
-            )
+            # The engine's own error: unknown layer, did you mean ..., the candidates.
+            self.engine.methods(layer)
+            raise TypeError(f"layer must be one of engine.layers (a name), got {layer!r}")
         panel = self.panel
         panel.change(lambda s: st.pick_layer(s, layer, panel.methods(layer)), strict=True)
 
@@ -127,6 +130,7 @@ class Explorer:
 
     @method.setter
     def method(self, method: str) -> None:
+        get_method(method)  # an unknown name: the engine's words (unknown method, the names)
         panel = self.panel
         panel.change(lambda s: panel.pick_method(s, method), strict=True)
 
@@ -210,7 +214,7 @@ class Explorer:
         return panel_figure(self._export_view(), None, width=width, fixed=True)
 
     def save_html(self, path: str | Path, **kwargs: Any) -> Path:
-        """Write ``figure()`` to a standalone HTML file (kwargs go to ``write_html``).
+        """Write ``figure()`` to a standalone HTML file, titled like it (kwargs: ``to_html``).
 
         Raises:
             RuntimeError: before ``show``.
@@ -218,7 +222,12 @@ class Explorer:
         figure = self.figure()
         path = Path(path)
         kwargs.setdefault("config", {"responsive": True})
-        figure.write_html(path, **kwargs)
+        page = figure.to_html(**kwargs)
+        if kwargs.get("full_html", True):
+            # The browser tab and bookmarks name what is shown: class, layer, method.
+            title = html.escape(_plain(str(figure.layout.title.text or "Grad-CAM")))
+            page = page.replace("<head>", f"<head><title>{title}</title>", 1)
+        path.write_text(page, encoding="utf-8")
         return path
 
     def save_png(self, path: str | Path) -> Path:
@@ -254,3 +263,8 @@ class Explorer:
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         bundle: dict[str, Any] | None = self.panel.root._repr_mimebundle_(**kwargs)
         return bundle
+
+
+def _plain(text: str) -> str:
+    """Figure title text without plotly's HTML tags, on one line."""
+    return " ".join(re.sub(r"<[^>]+>", " ", text).split())

@@ -6,9 +6,15 @@ import re
 from copy import deepcopy
 from typing import Any
 
-import plotly.graph_objects as go
-import traitlets
-from plotly.basedatatypes import Undefined
+from .deferred import defer_module
+
+# plotly's widget module imports nbformat only to check its version for static renders: about
+# 2 s of CPU per kernel (jsonschema's format checkers), deferred until something uses it.
+defer_module("nbformat")
+
+import plotly.graph_objects as go  # noqa: E402 (after the deferral above)
+import traitlets  # noqa: E402
+from plotly.basedatatypes import Undefined  # noqa: E402
 
 
 class FigureWidget(go.FigureWidget):  # type: ignore[misc]

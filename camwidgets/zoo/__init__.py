@@ -8,10 +8,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from camwidgets.zoo.concepts import ConceptScenes, concepts
 from camwidgets.zoo.registry import ZooModel, load
 from camwidgets.zoo.scenes import SHAPE_CLASSES, Scene, ShapesDataset, make_scene
-from camwidgets.zoo.torchvision_models import torchvision_model
+
+if TYPE_CHECKING:
+    from camwidgets.zoo.torchvision_models import torchvision_model
 
 __all__ = [
     "SHAPE_CLASSES",
@@ -36,3 +40,13 @@ def sample_scenes(n: int, seed: int = 0, two_objects: bool = False) -> list[Scen
         two_objects: two shapes of different classes per scene instead of one.
     """
     return [make_scene(seed, i, n_objects=2 if two_objects else 1) for i in range(n)]
+
+
+def __getattr__(name: str) -> Any:
+    # torchvision_model needs torchvision, whose import costs seconds (it pulls torch._dynamo):
+    # imported on first use, so the shipped teaching models load without it.
+    if name == "torchvision_model":
+        from camwidgets.zoo.torchvision_models import torchvision_model
+
+        return torchvision_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

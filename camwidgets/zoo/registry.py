@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
-from torchvision import transforms
 
+from camwidgets.engine.preprocess import Compose, Normalize, Resize, ToTensor
 from camwidgets.zoo.models import SmallResNet
 from camwidgets.zoo.scenes import MEAN, SHAPE_CLASSES, STD
 
@@ -58,20 +60,18 @@ class ZooModel:
     name: str
     model: nn.Module
     classes: list[str] = field(repr=False)
-    transform: transforms.Compose = field(repr=False)
+    transform: Callable[[Any], torch.Tensor] = field(repr=False)
     input_size: tuple[int, int]
     description: str = field(repr=False)
 
 
-def scene_transform(size: tuple[int, int] = INPUT_SIZE) -> transforms.Compose:
-    """PIL image -> normalised tensor, matching :func:`camwidgets.zoo.scenes.to_tensor`."""
-    return transforms.Compose(
-        [
-            transforms.Resize(size),
-            transforms.ToTensor(),
-            transforms.Normalize(MEAN, STD),
-        ]
-    )
+def scene_transform(size: tuple[int, int] = INPUT_SIZE) -> Compose:
+    """PIL image -> normalised tensor, matching :func:`camwidgets.zoo.scenes.to_tensor`.
+
+    Built from camwidgets' torchvision-free steps (the same numbers as torchvision's), so
+    loading a zoo model does not import torchvision.
+    """
+    return Compose([Resize(size), ToTensor(), Normalize(MEAN, STD)])
 
 
 def build_model() -> SmallResNet:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 from torch import nn
@@ -95,11 +96,23 @@ def test_ray_dataset_resumes_on_ray(tmp_path: Path, local_ray: Any) -> None:
     ours = resumed.table.drop_columns(["index"]).sort_by("id").to_pydict()
     theirs = reference.table.drop_columns(["index"]).sort_by("id").to_pydict()
     # Resuming leaves a batch of one image here, and the convolution kernels round a batch of
-    # one differently in the last float32 bits: measures agree to rounding, the rest exactly.
+    # one differently in the last float32 bits (seen: top probability 0.19652488 vs 0.19652490):
+    # every floating column, lists of floats included, agrees to a relative 1e-5 in float32
+    # (about 80 ulps) and 2e-3 in float16 (two ulps: a last-bit float32 change can flip a
+    # float16 rounding), far below any difference the audit reports; ids, classes, labels,
+    # sizes and flags agree exactly. Float columns are read from the schema, so a new one is
+    # covered too.
+    schema = reference.table.schema
     for column, values in theirs.items():
-        if column in ("mass", "regions", "in_mask", "in_boxes", "score", "probability"):
+        kind = schema.field(column).type
+        if pa.types.is_list(kind):
+            kind = kind.value_type
+        if pa.types.is_floating(kind):
+            rtol, atol = (2e-3, 1e-4) if kind == pa.float16() else (1e-5, 1e-7)
             got = np.array(ours[column], dtype=float)
-            np.testing.assert_allclose(got, np.array(values, dtype=float), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(
+                got, np.array(values, dtype=float), rtol=rtol, atol=atol, err_msg=column
+            )
         else:
             assert ours[column] == values, column
     assert resumed.frame()["in_mask"].notna().all()

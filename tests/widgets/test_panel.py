@@ -304,7 +304,7 @@ def test_layer_method_and_counterfactual_settable_from_code(
         images[0], layer="layer3", method="gradcam++", counterfactual=True
     )
     shows(explorer.panel.figure, expected, None, 20)
-    with pytest.raises(ValueError, match="unknown layer 'fc'"):
+    with pytest.raises(ValueError, match="layer 'fc' is not a spatial layer"):  # engine's words
         explorer.layer = "fc"
     with pytest.raises(ValueError, match="not available at layer 'layer3'"):
         explorer.method = "cam"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from camwidgets.widgets.classes import resolve_class, suggestions
+from camwidgets.engine.classnames import resolve_class, suggestions
 
 NAMES = ["tench", "goldfish", "tabby cat", "tiger cat", "Persian cat", "great_white_shark"]
 
@@ -34,7 +34,7 @@ def test_unknown_names_get_suggestions() -> None:
         resolve_class("taby cat", NAMES)
     with pytest.raises(ValueError, match=r"matches several classes: 'tabby cat' .*'tiger cat'"):
         resolve_class("cat", NAMES)
-    with pytest.raises(ValueError, match="no class is named 'zebra'"):
+    with pytest.raises(ValueError, match="unknown class 'zebra'"):
         resolve_class("zebra", NAMES)
     assert suggestions("cat", NAMES)[:3] == [2, 3, 4]
     assert suggestions("", NAMES) == []
