@@ -16,7 +16,7 @@ from packaging.version import Version
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 ROOT = Path(__file__).resolve().parents[1]
-EXTRAS = ("test", "bench", "demo")  # the ones the Makefile installs
+EXTRAS = ("test", "bench", "demo", "docs")  # the ones the Makefile installs
 
 
 def _pins() -> dict[str, list[Requirement]]:
