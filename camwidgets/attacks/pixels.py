@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torchvision import transforms
 
+from ..engine import preprocess
+
 __all__ = ["NotDifferentiableError", "Replay", "check_replay", "differentiable"]
 
 Replay = Callable[[torch.Tensor], torch.Tensor]
@@ -36,6 +38,11 @@ _TENSOR_STEPS: tuple[type, ...] = (
     transforms.Pad,
     transforms.Grayscale,
     transforms.ConvertImageDtype,
+    # The engine's torchvision-free preprocessing (the default and the zoo's transforms): the
+    # same steps, and they take (N, C, H, W) tensors too.
+    preprocess.Resize,
+    preprocess.CenterCrop,
+    preprocess.Normalize,
 )
 # The ``transforms()`` of torchvision's weights (resize, crop, dtype, normalise on tensors).
 _PRESET_NAMES = {"ImageClassification"}

@@ -260,3 +260,27 @@ def test_attack_inside_no_grad_and_with_frozen_parameters() -> None:
         res = fgsm(engine, np.full((64, 64, 3), 120, np.uint8), eps=8 / 255, progress=False)
     assert np.abs(res.perturbation).max() > 0  # a gradient reached the picture
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_the_engines_own_default_transform_is_replayed() -> None:
+    # The default ImageNet preprocessing is camwidgets' torchvision-free copy (engine/preprocess):
+    # its steps must replay like torchvision's, to within PIL's vs torch's antialiasing.
+    from camwidgets.engine.preprocess import default_transform
+
+    transform = default_transform()
+    rng = np.random.default_rng(1)
+    picture = rng.integers(0, 256, size=(240, 300, 3), dtype=np.uint8)
+    real = transform(Image.fromarray(picture))
+    pictures = torch.from_numpy(picture).permute(2, 0, 1)[None].float() / 255
+    replayed = differentiable(transform)(pictures)[0]
+    assert replayed.shape == real.shape == (3, 224, 224)
+    assert float((replayed - real).abs().mean()) < 0.05
+    reference = transforms.Compose(
+        [
+            transforms.Resize(256),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )
+    assert float((differentiable(reference)(pictures)[0] - replayed).abs().max()) < 1e-5
