@@ -22,14 +22,15 @@ scale.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
-from torchvision import transforms
 
+from ..engine import preprocess
 from .base import Conventions, Frame
 
 WHY = (
@@ -40,6 +41,8 @@ WHY = (
 
 def is_detector(model: nn.Module) -> bool:
     """Whether ``model`` is built on torchvision's ``GeneralizedRCNNTransform``."""
+    if "torchvision" not in sys.modules:  # no torchvision model exists: don't pay its import
+        return False
     from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
     return isinstance(getattr(model, "transform", None), GeneralizedRCNNTransform) and isinstance(
@@ -137,10 +140,9 @@ def conventions(model: nn.Module) -> Conventions:
     return Conventions(
         kind="detector",
         score_fn=best_per_label(count) if count is not None else None,
-        # The model normalises and resizes inside: the picture goes in as it is, in [0, 1].
-        transform=transforms.Compose(
-            [transforms.PILToTensor(), transforms.ConvertImageDtype(torch.float32)]
-        ),
+        # The model normalises and resizes inside: the picture goes in as it is, in [0, 1]
+        # (torchvision's PILToTensor + ConvertImageDtype(float32), without importing it).
+        transform=preprocess.Compose([preprocess.ToTensor()]),
         num_classes=count,
         within=_within,
         default_layer=_default,

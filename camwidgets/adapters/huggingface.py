@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import nn
-from torchvision import transforms
 
+from ..engine import preprocess
 from .base import Conventions
 from .segmentation import IMAGENET_MEAN, IMAGENET_STD
 
@@ -96,14 +96,17 @@ def processor_transform(processor: Any) -> ProcessorTransform:
     return ProcessorTransform(processor)
 
 
-def imagenet_transform(side: int) -> transforms.Compose:
-    """ImageNet preprocessing at ``side`` (resize 256/224 of it, centre crop, normalise)."""
-    return transforms.Compose(
+def imagenet_transform(side: int) -> preprocess.Compose:
+    """ImageNet preprocessing at ``side`` (resize 256/224 of it, centre crop, normalise).
+
+    torchvision's steps, number for number, without importing torchvision (engine/preprocess).
+    """
+    return preprocess.Compose(
         [
-            transforms.Resize(round(side * 256 / 224)),
-            transforms.CenterCrop(side),
-            transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            preprocess.Resize(round(side * 256 / 224)),
+            preprocess.CenterCrop(side),
+            preprocess.ToTensor(),
+            preprocess.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ]
     )
 

@@ -9,14 +9,15 @@ scores, and the last of them *is* the output, whose Grad-CAM map is only the mas
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torchvision import transforms
 
 from camwidgets.targets import dense_scores
 
+from ..engine import preprocess
 from .base import Conventions
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -29,6 +30,8 @@ WHY = (
 
 def is_segmenter(model: nn.Module) -> bool:
     """Whether ``model`` is one of torchvision's semantic segmentation models."""
+    if "torchvision" not in sys.modules:  # no torchvision model exists: don't pay its import
+        return False
     from torchvision.models.segmentation._utils import _SimpleSegmentationModel
     from torchvision.models.segmentation.lraspp import LRASPP
 
@@ -51,8 +54,8 @@ def conventions(model: nn.Module) -> Conventions:
         kind="segmenter",
         score_fn=summed,
         # No resize: the mask of a Region lies over the picture as given.
-        transform=transforms.Compose(
-            [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+        transform=preprocess.Compose(  # torchvision's steps, without importing torchvision
+            [preprocess.ToTensor(), preprocess.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
         ),
         default_layer=_default,
         why_default=WHY,

@@ -15,11 +15,11 @@ means the replay is not the transform the model is used with, and the attack ref
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from torchvision import transforms
 
 from ..engine import preprocess
 
@@ -30,20 +30,36 @@ Replay = Callable[[torch.Tensor], torch.Tensor]
 
 # Steps that turn a PIL picture into a float tensor in [0, 1]: the identity on our tensor.
 _TO_TENSOR = {"ToTensor", "MaybeToTensor", "ToImage", "ToImageTensor"}
-# Deterministic torchvision steps that take (N, C, H, W) tensors and are differentiable there.
-_TENSOR_STEPS: tuple[type, ...] = (
-    transforms.Resize,
-    transforms.CenterCrop,
-    transforms.Normalize,
-    transforms.Pad,
-    transforms.Grayscale,
-    transforms.ConvertImageDtype,
-    # The engine's torchvision-free preprocessing (the default and the zoo's transforms): the
-    # same steps, and they take (N, C, H, W) tensors too.
+# The engine's torchvision-free preprocessing (the default and the zoo's transforms): the same
+# steps as torchvision's, and they take (N, C, H, W) tensors too.
+_OWN_TENSOR_STEPS: tuple[type, ...] = (
     preprocess.Resize,
     preprocess.CenterCrop,
     preprocess.Normalize,
 )
+
+
+def _tensor_steps() -> tuple[type, ...]:
+    """Deterministic steps that take (N, C, H, W) tensors and are differentiable there.
+
+    torchvision's are looked up only once torchvision is loaded: a transform made of its steps
+    cannot exist before, and importing it costs seconds (see engine/preprocess.py).
+    """
+    if "torchvision" not in sys.modules:
+        return _OWN_TENSOR_STEPS
+    from torchvision import transforms
+
+    return (
+        *_OWN_TENSOR_STEPS,
+        transforms.Resize,
+        transforms.CenterCrop,
+        transforms.Normalize,
+        transforms.Pad,
+        transforms.Grayscale,
+        transforms.ConvertImageDtype,
+    )
+
+
 # The ``transforms()`` of torchvision's weights (resize, crop, dtype, normalise on tensors).
 _PRESET_NAMES = {"ImageClassification"}
 _RANDOM_HINT = (
@@ -95,7 +111,7 @@ def _collect(step: Any, out: list[Replay], state: dict[str, bool]) -> None:
         state["uint8"] = True
         out.append(lambda x: x * 255.0)
         return
-    if isinstance(step, transforms.ConvertImageDtype) or name == "ToDtype":
+    if name in {"ConvertImageDtype", "ToDtype"}:
         dtype = getattr(step, "dtype", None)
         if isinstance(dtype, dict):  # v2 ToDtype may map types to dtypes
             dtype = next(iter(dtype.values()), None)
@@ -108,7 +124,7 @@ def _collect(step: Any, out: list[Replay], state: dict[str, bool]) -> None:
             f"the transform's step {name}({dtype}) turns the picture into integers, which has "
             "no gradient; the model must receive a float tensor"
         )
-    if isinstance(step, _TENSOR_STEPS) or name in _PRESET_NAMES or _is_v2_tensor_step(step):
+    if isinstance(step, _tensor_steps()) or name in _PRESET_NAMES or _is_v2_tensor_step(step):
         out.append(_call(step))
         return
     raise NotDifferentiableError(
