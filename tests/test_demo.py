@@ -226,7 +226,8 @@ def _wait(condition: object, timeout: float) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_token_host_check_and_idle_culling(demo_factory: type[Demo]) -> None:
-    demo = demo_factory("--cull-idle", "3")
+    # No pre-started kernels here (--pool 0): the test counts the page's own kernel.
+    demo = demo_factory("--cull-idle", "3", "--pool", "0")
     assert demo.token and len(demo.token) >= 24
     missing = "/api/kernels/00000000-0000-0000-0000-000000000000"
     token = f"?token={demo.token}"

@@ -27,10 +27,21 @@ def test_packaging(name: str) -> None:
     assert zm.classes == list(SHAPE_CLASSES)
     assert zm.input_size == (96, 96)
     assert zm.description
-    assert isinstance(zm.transform, transforms.Compose)
-    assert isinstance(zm.transform.transforms[-1], transforms.Normalize)
-    x = zm.transform(Image.fromarray(make_scene(HELD_OUT_SEED, 0).image))
+    # The zoo's preprocessing is the engine's torchvision-free copy (engine/preprocess.py, for
+    # start-up time): its steps read like torchvision's and give torchvision's numbers.
+    steps = zm.transform.transforms
+    assert [type(step).__name__ for step in steps] == ["Resize", "ToTensor", "Normalize"]
+    picture = Image.fromarray(make_scene(HELD_OUT_SEED, 0).image)
+    x = zm.transform(picture)
     assert x.shape == (3, 96, 96) and x.dtype == torch.float32
+    reference = transforms.Compose(
+        [
+            transforms.Resize((96, 96)),
+            transforms.ToTensor(),
+            transforms.Normalize(steps[-1].mean, steps[-1].std),
+        ]
+    )
+    assert torch.equal(x, reference(picture))
     with pytest.raises(AttributeError):
         zm.name = "other"  # type: ignore[misc]
 
