@@ -20,7 +20,16 @@ from plotly.basedatatypes import BaseFigure
 
 from .grid import columns, positions
 from .overlay import overlay_part
-from .part import TICK_FONT, TICK_FORMAT, TITLE_FONT, Box, Part, apply, place, relayout_boxes
+from .part import (
+    TICK_FONT,
+    TICK_FORMAT,
+    Box,
+    Part,
+    apply,
+    figure_title,
+    place,
+    relayout_boxes,
+)
 from .scales import emptiness, peak, positive_range
 
 DEFAULT_WIDTH = 1200
@@ -28,7 +37,6 @@ MARGIN = {"l": 56, "r": 24, "t": 48, "b": 40}
 MIN_SIDE, MAX_SIDE = 150.0, 420.0
 DIFF_COLORSCALE = "RdBu_r"
 MODEL_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
-COUNTERFACTUAL_COLOR, NORMAL_COLOR = "#1f5fa8", "#222222"
 
 
 @dataclass(frozen=True)
@@ -274,16 +282,7 @@ def compare_layout(maps: int, width: int | None = None) -> CompareLayout:
 
 
 def _title(view: CompareView) -> dict[str, Any]:
-    color = COUNTERFACTUAL_COLOR if view.counterfactual else NORMAL_COLOR
-    return {
-        "text": view.caption or " ",
-        "x": 0.5,
-        "xanchor": "center",
-        "y": 0.99,
-        "yanchor": "top",
-        "yref": "container",
-        "font": {"size": TITLE_FONT + 2, "color": color},
-    }
+    return figure_title(view.caption, view.counterfactual)
 
 
 def compare_figure(

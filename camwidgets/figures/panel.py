@@ -19,14 +19,22 @@ from plotly.basedatatypes import BaseFigure
 from .channels import activation_part, contribution_part, default_channel
 from .coarse import coarse_part
 from .overlay import overlay_part
-from .part import TITLE_FONT, Box, Part, apply, place, relayout_boxes
+from .part import (
+    COUNTERFACTUAL_COLOR,
+    NORMAL_COLOR,
+    Box,
+    Part,
+    apply,
+    figure_title,
+    place,
+    relayout_boxes,
+)
 from .scales import emptiness, magnitude, peak
 from .weights import weights_part
 
 DEFAULT_WIDTH = 1200  # for a figure drawn before (or without) a front end reporting its width
 WRAP_BELOW = 1100  # narrower than this: the four maps go in two rows of two
 MARGIN = {"l": 56, "r": 24, "t": 40, "b": 40}
-NORMAL_COLOR, COUNTERFACTUAL_COLOR = "#222222", "#1f5fa8"
 NORMAL_PAPER, COUNTERFACTUAL_PAPER = "#ffffff", "#eef4fb"
 WARNING_COLOR = "#b00020"
 
@@ -224,16 +232,7 @@ def panel_layout(width: int | None = None) -> PanelLayout:
 
 
 def _title(view: PanelView) -> dict[str, Any]:
-    color = COUNTERFACTUAL_COLOR if view.counterfactual else NORMAL_COLOR
-    return {
-        "text": view.caption or " ",
-        "x": 0.5,
-        "xanchor": "center",
-        "y": 0.99,
-        "yanchor": "top",
-        "yref": "container",
-        "font": {"size": TITLE_FONT + 2, "color": color},
-    }
+    return figure_title(view.caption, view.counterfactual)
 
 
 def panel_figure(

@@ -45,6 +45,8 @@ class Part:
 # Readable sizes (issue 13: 7-9 px labels were unreadable).
 FONT = 12
 TITLE_FONT = 13
+# Title ink: the counterfactual is named in its colour wherever a figure explains one.
+NORMAL_COLOR, COUNTERFACTUAL_COLOR = "#222222", "#1f5fa8"
 TICK_FONT = 11
 # d3 number format for colour bars and value axes: "5e-5", not plotly's SI "50µ".
 TICK_FORMAT = ".3~g"
@@ -238,6 +240,20 @@ def apply(
         fig.plotly_update(
             restyle_data=restyle, relayout_data=relayout, trace_indexes=list(range(count))
         )
+
+
+def figure_title(caption: str | None, counterfactual: bool) -> dict[str, Any]:
+    """The figure's title over all its parts, inked by whether it explains a counterfactual."""
+    color = COUNTERFACTUAL_COLOR if counterfactual else NORMAL_COLOR
+    return {
+        "text": caption or " ",
+        "x": 0.5,
+        "xanchor": "center",
+        "y": 0.99,
+        "yanchor": "top",
+        "yref": "container",
+        "font": {"size": TITLE_FONT + 2, "color": color},
+    }
 
 
 def relayout_boxes(

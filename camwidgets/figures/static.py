@@ -18,14 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from plotly.colors import get_colorscale, hex_to_rgb, unlabel_rgb
 
-from .panel import (
-    COUNTERFACTUAL_COLOR,
-    COUNTERFACTUAL_PAPER,
-    NORMAL_COLOR,
-    NORMAL_PAPER,
-    WARNING_COLOR,
-    PanelView,
-)
+from .panel import COUNTERFACTUAL_PAPER, NORMAL_PAPER, WARNING_COLOR, PanelView
+from .part import COUNTERFACTUAL_COLOR, NORMAL_COLOR
 from .scales import magnitude, positive_range
 from .weights import NEGATIVE, POSITIVE, top_channels
 
