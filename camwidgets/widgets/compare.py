@@ -12,7 +12,8 @@ from torch import nn
 from ..engine import CamResult, GradCAM
 from ..engine.inputs import Transform
 from . import compare_state as cs
-from .compare_panel import ComparePanel, _has_counterfactual
+from .compare_panel import ComparePanel
+from .controls import has_counterfactual
 from .root import Root, in_kernel
 
 NO_FRONT_END = (
@@ -196,7 +197,7 @@ class Compare:
     def method(self, method: str) -> None:
         panel = self.panel
         panel.change(
-            lambda s: cs.pick_method(s, method, panel.methods(), _has_counterfactual(method)),
+            lambda s: cs.pick_method(s, method, panel.methods(), has_counterfactual(method)),
             strict=True,
         )
 
@@ -210,7 +211,7 @@ class Compare:
         if not isinstance(on, bool):
             raise TypeError(f"counterfactual must be a bool, got {type(on).__name__}")
         self.panel.change(
-            lambda s: cs.set_counterfactual(s, on, _has_counterfactual(s.method)), strict=True
+            lambda s: cs.set_counterfactual(s, on, has_counterfactual(s.method)), strict=True
         )
 
     @property

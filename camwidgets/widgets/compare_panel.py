@@ -31,18 +31,12 @@ from ..figures.part import Part
 from . import compare_state as cs
 from .classes import resolve_class
 from .compare_state import CompareState
-from .controls import layer_label, method_name
+from .controls import has_counterfactual, layer_label, method_name
 from .figure_widget import FigureWidget
 from .panel.images import TOP_K, PanelImage, image_label, predict_all
 from .root import Root
 
 WIRE_MAX_SIDE = 72
-
-
-def _has_counterfactual(method: str) -> bool:
-    from ..engine.methods import get_method
-
-    return bool(get_method(method).supports_counterfactual)
 
 
 class ComparePanel:
@@ -255,13 +249,13 @@ class ComparePanel:
             (
                 self.method,
                 lambda p, v: p.change(
-                    lambda s: cs.pick_method(s, v, p.methods(), _has_counterfactual(v))
+                    lambda s: cs.pick_method(s, v, p.methods(), has_counterfactual(v))
                 ),
             ),
             (
                 self.counterfactual,
                 lambda p, v: p.change(
-                    lambda s: cs.set_counterfactual(s, v, _has_counterfactual(s.method))
+                    lambda s: cs.set_counterfactual(s, v, has_counterfactual(s.method))
                 ),
             ),
             (self.pair, lambda p, v: p.change(lambda s: cs.set_pair(s, tuple(v)))),
@@ -394,7 +388,7 @@ class ComparePanel:
             if list(self.method.options) != methods:
                 self.method.options = methods
             self.method.value = s.method
-            self.counterfactual.disabled = not _has_counterfactual(s.method)
+            self.counterfactual.disabled = not has_counterfactual(s.method)
             self.counterfactual.value = s.counterfactual
             self.pair.value = s.pair
             self.opacity.value = s.opacity
